@@ -1,0 +1,33 @@
+using Xmtf;
+using Xmtf.Cli;
+
+// Each command is a static class with Run(string[] args) returning the exit code.
+var commands = new Dictionary<string, (Func<string[], int> Run, string Help)>
+{
+};
+
+if (args.Length == 0 || args[0] is "-h" or "--help" or "help")
+{
+    Console.WriteLine("xmtf: BLOOMZ and mT0 models in .NET\n\nusage: xmtf <command> [options]\n\ncommands:");
+    foreach (var (name, c) in commands) Console.WriteLine($"  {name,-10} {c.Help}");
+    return args.Length == 0 ? 2 : 0;
+}
+if (!commands.TryGetValue(args[0], out var command))
+{
+    Console.Error.WriteLine($"xmtf: unknown command '{args[0]}' (see 'xmtf --help')");
+    return 2;
+}
+try
+{
+    return command.Run(args[1..]);
+}
+catch (XmtfException e)
+{
+    Console.Error.WriteLine($"xmtf {args[0]}: error: {e.Message}");
+    return 1;
+}
+catch (Exception e) when (e is IOException or UnauthorizedAccessException or OutOfMemoryException)
+{
+    Console.Error.WriteLine($"xmtf {args[0]}: error: {e.Message}");
+    return 1;
+}

@@ -1,0 +1,136 @@
+using System.IO.MemoryMappedFiles;
+using System.Text.Json;
+
+namespace Xmtf.IO;
+
+/// <summary>
+/// A memory-mapped <c>.safetensors</c> file: an 8-byte header length, a JSON header of
+/// <c>{name: {dtype, shape, data_offsets}}</c>, then the data. Every offset is checked against the file
+/// before a byte is read, so a lying header gives an error, not a crash.
+/// </summary>
+public sealed unsafe class SafeTensorsFile : ITensorFile
+{
+    readonly MemoryMappedFile _map;
+    readonly MemoryMappedViewAccessor _view;
+    readonly byte* _base;
+    readonly long _dataStart;
+    readonly Dictionary<string, (TensorInfo Info, long Begin, long End)> _entries = new();
+
+    public IReadOnlyDictionary<string, TensorInfo> Tensors { get; }
+    public IReadOnlyDictionary<string, string> Metadata { get; } = new Dictionary<string, string>();
+    public string Path { get; }
+
+    public SafeTensorsFile(string path)
+    {
+        Path = path;
+        long length;
+        try { length = new FileInfo(path).Length; }
+        catch (Exception e) { throw new XmtfException($"{path}: cannot open: {e.Message}", e); }
+        if (length < 8) throw new XmtfException($"{path}: truncated safetensors file ({length} bytes)");
+        _map = MemoryMappedFile.CreateFromFile(path, FileMode.Open, null, 0, MemoryMappedFileAccess.Read);
+        _view = _map.CreateViewAccessor(0, 0, MemoryMappedFileAccess.Read);
+        byte* p = null;
+        _view.SafeMemoryMappedViewHandle.AcquirePointer(ref p);
+        _base = p + _view.PointerOffset;
+        try
+        {
+            ulong headerLen = *(ulong*)_base;
+            if (headerLen > (ulong)(length - 8) || headerLen > 100_000_000)
+                throw new XmtfException($"{path}: safetensors header length {headerLen} exceeds the file ({length} bytes)");
+            _dataStart = 8 + (long)headerLen;
+            var dataLen = length - _dataStart;
+            JsonDocument doc;
+            try { doc = JsonDocument.Parse(new ReadOnlyMemory<byte>(new ReadOnlySpan<byte>(_base + 8, (int)headerLen).ToArray())); }
+            catch (JsonException e) { throw new XmtfException($"{path}: safetensors header is not valid JSON: {e.Message}", e); }
+            using (doc)
+            {
+                if (doc.RootElement.ValueKind != JsonValueKind.Object)
+                    throw new XmtfException($"{path}: safetensors header is not a JSON object");
+                foreach (var prop in doc.RootElement.EnumerateObject())
+                {
+                    if (prop.Name == "__metadata__")
+                    {
+                        var md = (Dictionary<string, string>)Metadata;
+                        if (prop.Value.ValueKind == JsonValueKind.Object)
+                            foreach (var m in prop.Value.EnumerateObject()) md[m.Name] = m.Value.ToString();
+                        continue;
+                    }
+                    _entries[prop.Name] = ParseEntry(prop.Name, prop.Value, dataLen);
+                }
+            }
+            Tensors = _entries.ToDictionary(e => e.Key, e => e.Value.Info);
+        }
+        catch
+        {
+            Dispose();
+            throw;
+        }
+    }
+
+    (TensorInfo, long, long) ParseEntry(string name, JsonElement e, long dataLen)
+    {
+        try
+        {
+            var dtype = ParseDType(e.GetProperty("dtype").GetString() ?? "");
+            var shape = e.GetProperty("shape").EnumerateArray().Select(x => x.GetInt64()).ToArray();
+            var offs = e.GetProperty("data_offsets").EnumerateArray().Select(x => x.GetInt64()).ToArray();
+            if (offs.Length != 2) throw new XmtfException($"{Path}: tensor '{name}': data_offsets must have 2 entries");
+            var info = new TensorInfo(name, dtype, shape);
+            if (shape.Any(d => d < 0)) throw new XmtfException($"{Path}: tensor '{name}': negative dimension");
+            if (offs[0] < 0 || offs[1] < offs[0] || offs[1] > dataLen)
+                throw new XmtfException($"{Path}: tensor '{name}': data_offsets [{offs[0]}, {offs[1]}] lie outside the data ({dataLen} bytes); the file is truncated or corrupt");
+            if (offs[1] - offs[0] != info.ByteCount)
+                throw new XmtfException($"{Path}: tensor '{name}': shape [{string.Join(", ", shape)}] of {dtype} needs {info.ByteCount} bytes but data_offsets give {offs[1] - offs[0]}");
+            return (info, offs[0], offs[1]);
+        }
+        catch (Exception ex) when (ex is KeyNotFoundException or InvalidOperationException or FormatException)
+        {
+            throw new XmtfException($"{Path}: tensor '{name}': malformed header entry ({ex.Message})", ex);
+        }
+    }
+
+    static DType ParseDType(string s) => s switch
+    {
+        "F32" => DType.F32, "F16" => DType.F16, "BF16" => DType.BF16, "F64" => DType.F64,
+        "I64" => DType.I64, "I32" => DType.I32, "I16" => DType.I16, "I8" => DType.I8, "U8" => DType.U8,
+        "BOOL" => DType.Bool,
+        _ => throw new XmtfException($"unsupported safetensors dtype '{s}'"),
+    };
+
+    public ReadOnlySpan<byte> GetBytes(string name)
+    {
+        if (!_entries.TryGetValue(name, out var e)) throw new XmtfException($"{Path}: no tensor '{name}'");
+        return new ReadOnlySpan<byte>(_base + _dataStart + e.Begin, checked((int)(e.End - e.Begin)));
+    }
+
+    /// <summary>Pointer to a tensor's bytes inside the mapping (for weights used in place).</summary>
+    internal byte* GetPointer(string name) => _base + _dataStart + _entries[name].Begin;
+
+    public void Dispose()
+    {
+        if (_view is null) return;
+        _view.SafeMemoryMappedViewHandle.ReleasePointer();
+        _view.Dispose();
+        _map.Dispose();
+    }
+
+    /// <summary>Writes tensors as a safetensors file (used by <c>xmtf init</c> and the tests).</summary>
+    public static void Write(string path, IEnumerable<(string Name, DType DType, long[] Shape, byte[] Data)> tensors)
+    {
+        var list = tensors.ToList();
+        var header = new Dictionary<string, object> { ["__metadata__"] = new Dictionary<string, string> { ["format"] = "pt" } };
+        long off = 0;
+        foreach (var t in list)
+        {
+            header[t.Name] = new { dtype = t.DType switch { DType.F32 => "F32", DType.F16 => "F16", DType.BF16 => "BF16", DType.I8 => "I8", DType.I64 => "I64", DType.I32 => "I32", _ => throw new ArgumentException(t.DType.ToString()) }, shape = t.Shape, data_offsets = new[] { off, off + t.Data.Length } };
+            off += t.Data.Length;
+        }
+        var json = JsonSerializer.SerializeToUtf8Bytes(header);
+        int pad = (8 - json.Length % 8) % 8;
+        using var fs = File.Create(path);
+        fs.Write(BitConverter.GetBytes((ulong)(json.Length + pad)));
+        fs.Write(json);
+        for (int i = 0; i < pad; i++) fs.WriteByte((byte)' ');
+        foreach (var t in list) fs.Write(t.Data);
+    }
+}
