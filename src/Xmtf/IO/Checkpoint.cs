@@ -11,7 +11,7 @@ namespace Xmtf.IO;
 /// <c>pytorch_model.bin</c>, or sharded <c>.bin</c> with <c>pytorch_model.bin.index.json</c>
 /// (safetensors preferred, as transformers does).
 /// </summary>
-public sealed class Checkpoint : IDisposable
+public sealed unsafe class Checkpoint : IDisposable
 {
     readonly List<ITensorFile> _files = new();
     readonly Dictionary<string, ITensorFile> _byName = new();
@@ -99,6 +99,10 @@ public sealed class Checkpoint : IDisposable
         _byName.TryGetValue(name, out var f) ? f.Tensors[name] : throw new XmtfException($"{Directory}: weight '{name}' is missing");
 
     public ReadOnlySpan<byte> Bytes(string name) => _byName[name].GetBytes(name);
+
+    /// <summary>Address of a tensor inside a memory-mapped file, or null when it is not mapped.</summary>
+    internal unsafe nint? PointerOrNull(string name) =>
+        _byName.TryGetValue(name, out var f) && f is SafeTensorsFile st ? (nint)st.GetPointer(name) : null;
 
     /// <summary>The weight as fp32 after checking its shape; bf16 and fp16 are widened exactly.</summary>
     public float[] ReadF32(string name, params long[] shape)
