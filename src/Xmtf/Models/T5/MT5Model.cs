@@ -65,7 +65,7 @@ public sealed unsafe class MT5Model : IGenerativeModel, IChoiceScorer
     public int VocabSize => Config.VocabSize;
     public GenerationDefaults Defaults { get; }
 
-    sealed class Attention(Weight q, Weight k, Weight v, Weight o)
+    sealed class AttentionWeights(Weight q, Weight k, Weight v, Weight o)
     {
         public readonly Weight Q = q, K = k, V = v, O = o;
     }
@@ -73,9 +73,9 @@ public sealed unsafe class MT5Model : IGenerativeModel, IChoiceScorer
     sealed class Block
     {
         public required float[] SelfNorm;
-        public required Attention Self;
+        public required AttentionWeights Self;
         public float[]? CrossNorm;
-        public Attention? Cross;
+        public AttentionWeights? Cross;
         public required float[] FfNorm;
         public required Weight Wi0; // wi (ungated) or wi_0
         public Weight? Wi1;
@@ -105,7 +105,7 @@ public sealed unsafe class MT5Model : IGenerativeModel, IChoiceScorer
         int d = cfg.DModel, v = cfg.VocabSize;
         Weight W(string name, int rows, int cols) => Load(ckpt, name, rows, cols, dtype);
         float[] N(string name) => ckpt.ReadF32(name, d);
-        Attention Att(string p) => new(W(p + ".q.weight", _inner, d), W(p + ".k.weight", _inner, d), W(p + ".v.weight", _inner, d), W(p + ".o.weight", d, _inner));
+        AttentionWeights Att(string p) => new(W(p + ".q.weight", _inner, d), W(p + ".k.weight", _inner, d), W(p + ".v.weight", _inner, d), W(p + ".o.weight", d, _inner));
         Block B(string stack, int i, bool decoder)
         {
             string p = $"{stack}.block.{i}.layer.";
@@ -214,42 +214,6 @@ public sealed unsafe class MT5Model : IGenerativeModel, IChoiceScorer
         }
     }
 
-    /// <summary>
-    /// Attention of query rows against key/value rows (all [*, heads*d_kv] row-major). For query i of
-    /// sequence r, the keys are rows keyBase(r) + j for j in [0, keyCount(r, i)); bias(h, i, j) is added;
-    /// masked keys (mask false) are left out, which is what adding finfo.min does in fp32.
-    /// </summary>
-    void Attend(float[] q, int qRows, int seqLen, float[] k, float[] v, Func<int, int> keyBase, Func<int, int, int> keyCount,
-        Func<int, int, bool>? keyMask, Func<int, int, int, float>? bias, float[] ctx)
-    {
-        int H = Config.NumHeads, dk = Config.DKv, inner = _inner;
-        int seqs = qRows / seqLen;
-        Parallel.For(0, seqs * H, new ParallelOptions { MaxDegreeOfParallelism = Kernels.Threads }, () => new float[16], (sh, _, scores) =>
-        {
-            int r = sh / H, h = sh % H, kb = keyBase(r);
-            for (int i = 0; i < seqLen; i++)
-            {
-                int n = keyCount(r, i);
-                if (scores.Length < n) scores = new float[Math.Max(n, scores.Length * 2)];
-                var qi = q.AsSpan((r * seqLen + i) * inner + h * dk, dk);
-                bool any = false;
-                for (int j = 0; j < n; j++)
-                {
-                    if (keyMask is not null && !keyMask(r, j)) { scores[j] = float.NegativeInfinity; continue; }
-                    any = true;
-                    scores[j] = TensorPrimitives.Dot(qi, k.AsSpan((kb + j) * inner + h * dk, dk)) + (bias?.Invoke(h, i, j) ?? 0f);
-                }
-                var outp = ctx.AsSpan((r * seqLen + i) * inner + h * dk, dk);
-                outp.Clear();
-                if (!any) continue;
-                Kernels.Softmax(scores.AsSpan(0, n));
-                for (int j = 0; j < n; j++)
-                    if (scores[j] != 0) TensorPrimitives.MultiplyAdd(v.AsSpan((kb + j) * inner + h * dk, dk), scores[j], outp, outp);
-            }
-            return scores;
-        }, _ => { });
-    }
-
     void Project(float[] x, int n, Weight w, float[] y, bool accumulate = false)
     {
         fixed (float* px = x, py = y) Kernels.MatMul(px, n, w, py, accumulate);
@@ -290,8 +254,8 @@ public sealed unsafe class MT5Model : IGenerativeModel, IChoiceScorer
             Project(s.Norm, n, blk.Self.Q, s.Q);
             Project(s.Norm, n, blk.Self.K, s.K);
             Project(s.Norm, n, blk.Self.V, s.V);
-            Attend(s.Q, n, L, s.K, s.V, r => r * L, (_, _) => L, (r, j) => m[r][j],
-                (hd, i, j) => _encBias[buckets[j - i + L - 1] * H + hd], s.Ctx);
+            Attention.Compute(s.Q, L, B, s.K, s.V, H, Config.DKv, r => r * L, (_, _) => L, (r, j) => m[r][j],
+                (_, hd, i, j) => _encBias[buckets[j - i + L - 1] * H + hd], 1f, s.Ctx);
             Project(s.Ctx, n, blk.Self.O, h, accumulate: true);
             FeedForward(blk, h, n, s);
         }
@@ -382,14 +346,14 @@ public sealed unsafe class MT5Model : IGenerativeModel, IChoiceScorer
                     Array.Copy(_s.V, r * T * inner, vc, (r * _capacity + L0) * inner, T * inner);
                 }
                 int cap = _capacity;
-                m.Attend(_s.Q, n, T, kc, vc, r => r * cap, (_, i) => L0 + i + 1, null,
-                    (hd, i, j) => m._decBias[buckets[L0 + i - j] * H + hd], _s.Ctx);
+                Attention.Compute(_s.Q, T, Rows, kc, vc, H, c.DKv, r => r * cap, (_, i) => L0 + i + 1, null,
+                    (_, hd, i, j) => m._decBias[buckets[L0 + i - j] * H + hd], 1f, _s.Ctx);
                 m.Project(_s.Ctx, n, blk.Self.O, h, accumulate: true);
 
                 for (int i = 0; i < n; i++) Kernels.RmsNorm(h.AsSpan(i * d, d), blk.CrossNorm, c.Eps, _s.Norm.AsSpan(i * d, d));
                 m.Project(_s.Norm, n, blk.Cross!.Q, _s.Q);
                 int srcLen = _srcLen; var prompt = _prompt; var mask = _srcMask;
-                m.Attend(_s.Q, n, T, _crossK[l], _crossV[l], r => prompt[r] * srcLen, (_, _) => srcLen, (r, j) => mask[prompt[r]][j], null, _s.Ctx);
+                Attention.Compute(_s.Q, T, Rows, _crossK[l], _crossV[l], H, c.DKv, r => prompt[r] * srcLen, (_, _) => srcLen, (r, j) => mask[prompt[r]][j], null, 1f, _s.Ctx);
                 m.Project(_s.Ctx, n, blk.Cross.O, h, accumulate: true);
                 m.FeedForward(blk, h, n, _s);
             }
