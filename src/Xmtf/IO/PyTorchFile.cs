@@ -43,7 +43,7 @@ public sealed unsafe class PyTorchFile : ITensorFile
             Load(new StoredZip(_base, length));
             Tensors = _slots.ToDictionary(s => s.Key, s => s.Value.Info);
         }
-        catch (Exception e) when (e is XmtfException or OverflowException)
+        catch (XmtfException e)
         {
             Dispose();
             throw new XmtfException($"{path}: {e.Message}", e);
@@ -65,7 +65,8 @@ public sealed unsafe class PyTorchFile : ITensorFile
         {
             var name = key as string ?? throw new XmtfException("state dict has a key that is not a string");
             var t = value as TorchTensor ?? throw new XmtfException($"state dict entry '{name}' is not a tensor");
-            _slots[name] = Locate(zip, prefix, name, t);
+            try { _slots[name] = Locate(zip, prefix, name, t); }
+            catch (OverflowException) { throw new XmtfException($"tensor '{name}': a size, stride or offset overflows 64 bits"); }
         }
     }
 
