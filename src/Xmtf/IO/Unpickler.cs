@@ -143,7 +143,7 @@ internal sealed class Unpickler
     string Line(int at)
     {
         int end = Array.IndexOf(_data, (byte)'\n', _pos);
-        if (end < 0) throw Error(at, "truncated GLOBAL");
+        if (end < 0) throw Error(at, "truncated pickle (GLOBAL name runs past the end of data.pkl)");
         return Encoding.UTF8.GetString(Take(end - _pos + 1)[..^1]);
     }
 

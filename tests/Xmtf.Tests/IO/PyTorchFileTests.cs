@@ -168,7 +168,7 @@ public sealed class PyTorchFileTests : IDisposable
     [InlineData(new byte[] { 0x80, 2, (byte)'X', 0xff, 0xff, 0xff, 0xff, (byte)'a', (byte)'.' }, "declared length 4294967295 exceeds")]
     [InlineData(new byte[] { 0x80, 4, 0x8d, 0, 0, 0, 0, 0, 0, 0, 0x80, (byte)'.' }, "declared length -")]
     [InlineData(new byte[] { 0x80, 2, 0x8a, 9, 1, 2, 3, 4, 5, 6, 7, 8, 9, (byte)'.' }, "integer of 9 bytes")]
-    [InlineData(new byte[] { 0x80, 2, (byte)'c', (byte)'o', (byte)'s' }, "truncated GLOBAL")]
+    [InlineData(new byte[] { 0x80, 2, (byte)'c', (byte)'o', (byte)'s' }, "truncated pickle (GLOBAL")]
     [InlineData(new byte[] { 0x80, 2, (byte)'K', 1, (byte)'Q', (byte)'.' }, "expected a tuple")]
     [InlineData(new byte[] { 0x80, 2, (byte)']', (byte)'.' }, "does not hold a state dict")]
     [InlineData(new byte[] { 0x80, 2, (byte)'}', (byte)'K', 1, (byte)'K', 2, (byte)'s', (byte)'.' }, "key that is not a string")]

@@ -90,8 +90,8 @@ static class TorchWriter
         foreach (var t in tensors)
         {
             Str(t.Name);
-            Glob("torch._utils", "_rebuild_tensor_v2").Mark();
-            Str("storage").Mark();
+            Glob("torch._utils", "_rebuild_tensor_v2").Mark().Mark();
+            Str("storage");
             Glob("torch", StorageType(t.DType));
             Str(t.Key);
             Str("cpu").Int(t.Numel ?? storages[t.Key].Length / t.DType.Size()).Tuple().Op('Q');
@@ -115,7 +115,7 @@ static class TorchWriter
 
     public static void WriteZip(string path, IEnumerable<(string Name, byte[] Data)> entries, CompressionLevel level = CompressionLevel.NoCompression)
     {
-        using var zip = ZipFile.Open(path, ZipArchiveMode.Create);
+        using var zip = new ZipArchive(File.Create(path), ZipArchiveMode.Create);
         foreach (var (name, data) in entries)
         {
             using var s = zip.CreateEntry(name, level).Open();
