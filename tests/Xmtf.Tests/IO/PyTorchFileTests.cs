@@ -108,6 +108,37 @@ public sealed class PyTorchFileTests : IDisposable
         Assert.True(SameAddress(f.GetBytes("matrix")[12..], f.GetBytes("row1")));
     }
 
+    [Fact]
+    public void Unpickler_DecodesScalarsAndContainers()
+    {
+        byte[] pickle =
+        [
+            0x80, 2, (byte)'(',
+            0x8a, 1, 0xff,                                          // LONG1 -1
+            0x8a, 8, 0, 0, 0, 0, 0, 0, 0, 0x80,                     // LONG1 long.MinValue
+            0x8a, 0,                                                // LONG1 0
+            (byte)'J', 0xfb, 0xff, 0xff, 0xff,                      // BININT -5
+            (byte)'M', 0xff, 0xff,                                  // BININT2 65535
+            (byte)'G', 0x3f, 0xf8, 0, 0, 0, 0, 0, 0,                // BINFLOAT 1.5
+            (byte)'N', 0x88,                                        // None, True
+            (byte)'C', 2, (byte)'a', (byte)'b',                     // SHORT_BINBYTES
+            (byte)']', (byte)'(', (byte)'K', 1, (byte)'K', 2, (byte)'e', // EMPTY_LIST + APPENDS
+            (byte)'(', (byte)'K', 3, (byte)'l',                     // LIST
+            (byte)'(', 0x8c, 1, (byte)'k', (byte)'K', 4, (byte)'d', // DICT
+            (byte)'K', 7, (byte)'2', (byte)'q', 0, (byte)'0',       // DUP, BINPUT, POP
+            (byte)'h', 0, (byte)'K', 1, (byte)'K', 2, 0x87,         // BINGET, TUPLE3
+            0x8d, 2, 0, 0, 0, 0, 0, 0, 0, 0xc3, 0xa9,               // BINUNICODE8 "é"
+            (byte)'t', (byte)'.',
+        ];
+        var v = Assert.IsType<object?[]>(Unpickler.Load(pickle));
+        Assert.Equal([-1L, long.MinValue, 0L, -5L, 65535L, 1.5, null, true], v[..8]);
+        Assert.Equal("ab"u8.ToArray(), v[8]);
+        Assert.Equal([1L, 2L], Assert.IsType<List<object?>>(v[9]));
+        Assert.Equal([3L], Assert.IsType<List<object?>>(v[10]));
+        Assert.Equal(4L, Assert.IsType<Dictionary<object, object?>>(v[11])["k"]);
+        Assert.Equal([7L, 7L, 1L, 2L, "é"], [v[12], .. Assert.IsType<object?[]>(v[13]), v[14]]);
+    }
+
     // ---- hostile input: every case must be an XmtfException naming the file and the problem ----
 
     void AssertRefused(string path, string expected)

@@ -80,13 +80,19 @@ static class TorchWriter
         DType.U8 => "ByteStorage", _ => "BoolStorage",
     };
 
-    /// <summary>The pickle torch.save writes for a state dict: <c>{name: _rebuild_tensor_v2(persid, offset, shape, stride, False, OrderedDict())}</c>.</summary>
+    /// <summary>
+    /// The pickle torch.save writes for a state dict: <c>{name: _rebuild_tensor_v2(persid, offset, shape, stride, False, OrderedDict())}</c>.
+    /// Protocol 4 style also frames the body and makes the root an <c>OrderedDict</c> carrying <c>_metadata</c>
+    /// (a BUILD), as <c>model.state_dict()</c> is pickled.
+    /// </summary>
     public static byte[] StateDict(IEnumerable<TensorSpec> tensors, IReadOnlyDictionary<string, byte[]> storages, bool protocol4 = false)
     {
-        var w = new PickleWriter().Proto(protocol4 ? (byte)4 : (byte)2);
+        var w = new PickleWriter();
         PickleWriter Glob(string m, string n) => protocol4 ? w.StackGlobal(m, n) : w.Global(m, n);
         PickleWriter Str(string s) => protocol4 ? w.ShortStr(s) : w.Str(s);
-        w.Op('}').Mark();
+        if (protocol4) Glob("collections", "OrderedDict").Op(')').Reduce();
+        else w.Op('}');
+        w.Mark();
         foreach (var t in tensors)
         {
             Str(t.Name);
@@ -98,7 +104,16 @@ static class TorchWriter
             w.Int(t.Offset).Ints(t.Shape).Ints(t.Stride ?? t.RowMajorStride).Op('\x89');
             Glob("collections", "OrderedDict").Op(')').Reduce().Tuple().Reduce();
         }
-        return w.Op('u').Stop().ToArray();
+        w.Op('u');
+        if (protocol4)
+        {
+            w.Op('}');
+            Str("_metadata").Op('}');
+            Str("").Op('}');
+            Str("version").Int(1).Op('s').Op('s').Op('s').Op('b');
+        }
+        var body = w.Stop().ToArray();
+        return protocol4 ? [0x80, 4, 0x95, .. BitConverter.GetBytes((long)body.Length), .. body] : [0x80, 2, .. body];
     }
 
     /// <summary>A checkpoint under archive folder <paramref name="archive"/>, entries stored as torch writes them.</summary>
