@@ -105,6 +105,9 @@ public sealed unsafe class PyTorchFile : ITensorFile
         }
     }
 
+    /// <summary>Address of a contiguous tensor inside the mapping (for weights used in place); null for strided views, which are copies.</summary>
+    internal nint? PointerOrNull(string name) => _slots.TryGetValue(name, out var s) && s.Contiguous ? (nint)(_base + s.Offset) : null;
+
     /// <summary>Copies a strided view into row-major order, element by element (such views are rare in checkpoints).</summary>
     byte[] Gather(Slot s)
     {

@@ -43,8 +43,9 @@ public sealed class PyTorchFileTests : IDisposable
         Assert.False(SameAddress(shared, bin.GetBytes("lm_head.weight")));
     }
 
-    static bool SameAddress(ReadOnlySpan<byte> a, ReadOnlySpan<byte> b) =>
-        Unsafe.AreSame(ref MemoryMarshal.GetReference(a), ref MemoryMarshal.GetReference(b));
+    static unsafe nint Address(ReadOnlySpan<byte> a) => (nint)Unsafe.AsPointer(ref MemoryMarshal.GetReference(a));
+
+    static bool SameAddress(ReadOnlySpan<byte> a, ReadOnlySpan<byte> b) => Address(a) == Address(b);
 
     [Fact]
     public void ShardedBin_LoadsThroughCheckpoint()
@@ -66,7 +67,11 @@ public sealed class PyTorchFileTests : IDisposable
         using var ckpt = Checkpoint.Open(_dir, preferBin: true);
         Assert.Equal(["pytorch_model-00001-of-00002.bin", "pytorch_model-00002-of-00002.bin"], ckpt.WeightFiles.Order());
         Assert.Equal(names, ckpt.TensorNames.Order());
-        foreach (var n in names) Assert.True(st.GetBytes(n).SequenceEqual(ckpt.Bytes(n)), n);
+        foreach (var n in names)
+        {
+            Assert.True(st.GetBytes(n).SequenceEqual(ckpt.Bytes(n)), n);
+            Assert.Equal(Address(ckpt.Bytes(n)), ckpt.PointerOrNull(n));
+        }
         var d = (int)st.Tensors["shared.weight"].Shape[1];
         Assert.Equal(MemoryMarshal.Cast<byte, float>(st.GetBytes("shared.weight")).ToArray(), ckpt.ReadF32("shared.weight", 1600, d));
     }
@@ -106,6 +111,8 @@ public sealed class PyTorchFileTests : IDisposable
         Assert.Equal([3L, 2], f.Tensors["transposed"].Shape);
         Assert.Equal(DType.I64, f.Tensors["longs"].DType);
         Assert.True(SameAddress(f.GetBytes("matrix")[12..], f.GetBytes("row1")));
+        Assert.Equal(Address(f.GetBytes("row1")), f.PointerOrNull("row1"));
+        Assert.Null(f.PointerOrNull("transposed"));
     }
 
     [Fact]
