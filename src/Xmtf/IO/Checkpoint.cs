@@ -101,8 +101,12 @@ public sealed unsafe class Checkpoint : IDisposable
     public ReadOnlySpan<byte> Bytes(string name) => _byName[name].GetBytes(name);
 
     /// <summary>Address of a tensor inside a memory-mapped file, or null when it is not mapped.</summary>
-    internal unsafe nint? PointerOrNull(string name) =>
-        _byName.TryGetValue(name, out var f) && f is SafeTensorsFile st ? (nint)st.GetPointer(name) : null;
+    internal unsafe nint? PointerOrNull(string name) => _byName.GetValueOrDefault(name) switch
+    {
+        SafeTensorsFile st => (nint)st.GetPointer(name),
+        PyTorchFile pt => pt.PointerOrNull(name),
+        _ => null,
+    };
 
     /// <summary>The weight as fp32 after checking its shape; bf16 and fp16 are widened exactly.</summary>
     public float[] ReadF32(string name, params long[] shape)
