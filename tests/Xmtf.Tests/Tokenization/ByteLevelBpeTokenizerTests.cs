@@ -1,0 +1,159 @@
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using Xmtf.Tokenization;
+
+namespace Xmtf.Tests.Tokenization;
+
+public class ByteLevelBpeTokenizerTests
+{
+    static readonly JsonElement Golden = Fixtures.Json("bloom-tokenizer", "golden.json");
+
+    public static TheoryData<string> Dirs => new() { "bloom-tokenizer", "tiny-bloom" };
+
+    static ByteLevelBpeTokenizer Load(string dir) => ByteLevelBpeTokenizer.FromFile(Fixtures.Path(dir, "tokenizer.json"));
+    static readonly Lazy<ByteLevelBpeTokenizer> Bloom = new(() => Load("bloom-tokenizer"));
+
+    static int[] Ints(JsonElement e) => e.EnumerateArray().Select(x => x.GetInt32()).ToArray();
+    static string[] Strings(JsonElement e) => e.EnumerateArray().Select(x => x.GetString()!).ToArray();
+
+    // Each golden test gathers every mismatch so that one run shows them all.
+    [Theory, MemberData(nameof(Dirs))]
+    public void Encodes_every_golden_string(string dir)
+    {
+        var tok = Load(dir);
+        var bad = new List<string>();
+        foreach (var c in Golden.GetProperty("cases").EnumerateArray())
+        {
+            var ids = tok.Encode(c.GetProperty("text").GetString()!);
+            if (!ids.SequenceEqual(Ints(c.GetProperty("ids")))) bad.Add($"{c.GetProperty("i")}: [{string.Join(",", ids)}]");
+            else if (!ids.Select(tok.IdToToken).SequenceEqual(Strings(c.GetProperty("tokens")))) bad.Add($"{c.GetProperty("i")}: tokens");
+        }
+        Assert.Empty(bad);
+    }
+
+    [Theory, MemberData(nameof(Dirs))]
+    public void Decodes_every_golden_string(string dir)
+    {
+        var tok = Load(dir);
+        var bad = new List<string>();
+        var cases = Golden.GetProperty("cases").EnumerateArray().Concat(Golden.GetProperty("id_list_decodes").GetProperty("cases").EnumerateArray());
+        foreach (var c in cases)
+        {
+            var ids = Ints(c.GetProperty("ids"));
+            if (tok.Decode(ids) != c.GetProperty("decode").GetString()) bad.Add($"[{string.Join(",", ids)}] decode");
+            if (tok.Decode(ids, skipSpecialTokens: true) != c.GetProperty("decode_skip_special").GetString()) bad.Add($"[{string.Join(",", ids)}] skip");
+            if (!ids.Select(tok.IdToToken).SequenceEqual(Strings(c.GetProperty("tokens")))) bad.Add($"[{string.Join(",", ids)}] tokens");
+        }
+        Assert.Empty(bad);
+    }
+
+    [Fact]
+    public void Knows_bloom_special_tokens_and_adds_none()
+    {
+        var tok = Bloom.Value;
+        Assert.Equal((512, 0, 1, 2, 3), (tok.VocabSize, tok.UnkTokenId, tok.BosTokenId, tok.EosTokenId, tok.PadTokenId));
+        Assert.Equal(tok.Encode("Hello world"), tok.Encode("Hello world", addSpecialTokens: false));
+    }
+
+    [Fact]
+    public void Decode_drops_unknown_ids_and_cleans_up_only_when_asked()
+    {
+        var tok = Bloom.Value;
+        var ids = tok.Encode("Hello , world !");
+        Assert.Equal("Hello , world !", tok.Decode([.. ids, 100_000]));
+        Assert.Equal("Hello, world!", tok.Decode(ids, cleanUpSpaces: true));
+        Assert.Throws<ArgumentOutOfRangeException>(() => tok.IdToToken(512));
+    }
+
+    [Fact]
+    public void Translates_oniguruma_nested_classes()
+    {
+        Assert.Equal(@" ?[^(\s|.,!?…。，、।۔،)]+", ByteLevelBpeTokenizer.TranslateOnigPattern(@" ?[^(\s|[.,!?…。，、।۔،])]+"));
+        Assert.Equal(@"[a\-b]", ByteLevelBpeTokenizer.TranslateOnigPattern(@"[a[-b]]"));
+    }
+
+    [Fact]
+    public void Added_tokens_honour_lstrip_rstrip_and_single_word()
+    {
+        var tok = WithEdit(j =>
+        {
+            var added = j["added_tokens"]!.AsArray();
+            added.Add(new JsonObject { ["id"] = 512, ["content"] = "<mask>", ["special"] = true, ["lstrip"] = true, ["rstrip"] = true, ["normalized"] = false });
+            added.Add(new JsonObject { ["id"] = 513, ["content"] = "ab", ["special"] = false, ["single_word"] = true, ["normalized"] = true });
+        });
+        var bloom = Bloom.Value;
+        Assert.Equal([.. bloom.Encode("a"), 512, .. bloom.Encode("b")], tok.Encode("a  <mask> b"));
+        Assert.Equal([513, .. bloom.Encode(" "), 513], tok.Encode("ab ab"));
+        Assert.Equal(bloom.Encode("xab"), tok.Encode("xab"));
+        Assert.Equal("a<mask>b", tok.Decode(tok.Encode("a  <mask> b")));
+        Assert.Equal("ab", tok.Decode(tok.Encode("a  <mask> b"), skipSpecialTokens: true));
+    }
+
+    [Fact]
+    public void Template_processing_adds_its_tokens()
+    {
+        var tok = WithEdit(j => j["post_processor"] = JsonNode.Parse("""
+            {"type": "TemplateProcessing", "single": [{"SpecialToken": {"id": "<s>", "type_id": 0}}, {"Sequence": {"id": "A", "type_id": 0}},
+             {"SpecialToken": {"id": "</s>", "type_id": 0}}], "pair": [], "special_tokens": {"<s>": {"id": "<s>", "ids": [1], "tokens": ["<s>"]},
+             "</s>": {"id": "</s>", "ids": [2], "tokens": ["</s>"]}}}
+            """));
+        var body = Bloom.Value.Encode("hi");
+        Assert.Equal([1, .. body, 2], tok.Encode("hi"));
+        Assert.Equal(body, tok.Encode("hi", addSpecialTokens: false));
+    }
+
+    public static TheoryData<string> Malformed => new()
+    {
+        "not json",
+        "{}",
+        """{"model": null}""",
+    };
+
+    [Theory, MemberData(nameof(Malformed))]
+    public void Malformed_file_is_refused(string content)
+    {
+        var path = Path.Combine(Directory.CreateTempSubdirectory("xmtf-bpe").FullName, "tokenizer.json");
+        File.WriteAllText(path, content);
+        Assert.Throws<XmtfException>(() => ByteLevelBpeTokenizer.FromFile(path));
+    }
+
+    public static TheoryData<string, string> Unsupported => new()
+    {
+        { "normalizer", """{"type": "NFKC"}""" },
+        { "pre_tokenizer", """{"type": "Whitespace"}""" },
+        { "pre_tokenizer", """{"type": "ByteLevel", "add_prefix_space": false}""" }, // use_regex defaults to true
+        { "pre_tokenizer.pretokenizers.0.behavior", "\"Contiguous\"" },
+        { "pre_tokenizer.pretokenizers.0.pattern.Regex", "\"[a\"" },
+        { "post_processor", """{"type": "BertProcessing"}""" },
+        { "decoder", """{"type": "WordPiece"}""" },
+        { "model.type", "\"Unigram\"" },
+        { "model.dropout", "0.1" },
+        { "model.merges", """["a zz"]""" },
+        { "model.merges", """["abc"]""" },
+        { "model.vocab", """{"a": 0}""" },
+        { "added_tokens", """[{"content": "<x>"}]""" },
+    };
+
+    /// <summary>Each case sets one dotted path of BLOOM's file to a JSON value, so one setting at a time goes wrong.</summary>
+    [Theory, MemberData(nameof(Unsupported))]
+    public void Unsupported_or_broken_setting_is_refused(string path, string value)
+    {
+        var e = Assert.Throws<XmtfException>(() => WithEdit(j =>
+        {
+            var keys = path.Split('.');
+            JsonNode node = j;
+            foreach (var key in keys[..^1]) node = int.TryParse(key, out var i) ? node[i]! : node[key]!;
+            node[keys[^1]] = JsonNode.Parse(value);
+        }));
+        Assert.Contains("tokenizer.json", e.Message);
+    }
+
+    static ByteLevelBpeTokenizer WithEdit(Action<JsonObject> edit)
+    {
+        var json = JsonNode.Parse(File.ReadAllText(Fixtures.Path("bloom-tokenizer", "tokenizer.json")))!.AsObject();
+        edit(json);
+        var path = Path.Combine(Directory.CreateTempSubdirectory("xmtf-bpe").FullName, "tokenizer.json");
+        File.WriteAllText(path, json.ToJsonString());
+        return ByteLevelBpeTokenizer.FromFile(path);
+    }
+}
