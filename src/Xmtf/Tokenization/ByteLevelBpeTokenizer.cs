@@ -167,7 +167,8 @@ public sealed class ByteLevelBpeTokenizer : ITokenizer
     void EncodeWord(string word, List<int> ids)
     {
         if (_ignoreMerges && _vocab.TryGetValue(ToByteLevel(word), out var whole)) ids.Add(whole);
-        else ids.AddRange(_bpe.EncodeToIds(word));
+        // The word is already pre-tokenized; ML.Tokenizers would otherwise apply its default whitespace split.
+        else ids.AddRange(_bpe.EncodeToIds(word, considerPreTokenization: false));
     }
 
     /// <summary>Cuts <paramref name="text"/> around added tokens as Rust's AddedVocabulary does: leftmost-longest,
