@@ -102,41 +102,32 @@ public class ByteLevelBpeTokenizerTests
         Assert.Equal(body, tok.Encode("hi", addSpecialTokens: false));
     }
 
-    public static TheoryData<string> Malformed => new()
-    {
-        "not json",
-        "{}",
-        """{"model": null}""",
-    };
+    public static TheoryData<string> Malformed => new() { "not json", "{}", """{"model": null}""", "null" };
 
     [Theory, MemberData(nameof(Malformed))]
-    public void Malformed_file_is_refused(string content)
-    {
-        var path = Path.Combine(Directory.CreateTempSubdirectory("xmtf-bpe").FullName, "tokenizer.json");
-        File.WriteAllText(path, content);
-        Assert.Throws<XmtfException>(() => ByteLevelBpeTokenizer.FromFile(path));
-    }
+    public void Malformed_file_is_refused(string content) =>
+        Assert.Throws<XmtfException>(() => WithFile(content, ByteLevelBpeTokenizer.FromFile));
 
-    public static TheoryData<string, string> Unsupported => new()
+    public static TheoryData<string, string, string> Unsupported => new()
     {
-        { "normalizer", """{"type": "NFKC"}""" },
-        { "pre_tokenizer", """{"type": "Whitespace"}""" },
-        { "pre_tokenizer", """{"type": "ByteLevel", "add_prefix_space": false}""" }, // use_regex defaults to true
-        { "pre_tokenizer.pretokenizers.0.behavior", "\"Contiguous\"" },
-        { "pre_tokenizer.pretokenizers.0.pattern.Regex", "\"[a\"" },
-        { "post_processor", """{"type": "BertProcessing"}""" },
-        { "decoder", """{"type": "WordPiece"}""" },
-        { "model.type", "\"Unigram\"" },
-        { "model.dropout", "0.1" },
-        { "model.merges", """["a zz"]""" },
-        { "model.merges", """["abc"]""" },
-        { "model.vocab", """{"a": 0}""" },
-        { "added_tokens", """[{"content": "<x>"}]""" },
+        { "normalizer", """{"type": "NFKC"}""", "normalizer NFKC" },
+        { "pre_tokenizer", """{"type": "Whitespace"}""", "pre-tokenizer Whitespace" },
+        { "pre_tokenizer", """{"type": "ByteLevel", "add_prefix_space": false}""", "use_regex true" }, // its default
+        { "pre_tokenizer.pretokenizers.0.behavior", "\"Contiguous\"", "behavior Contiguous" },
+        { "pre_tokenizer.pretokenizers.0.pattern.Regex", "\"[a\"", "Unterminated [] set" },
+        { "post_processor", """{"type": "BertProcessing"}""", "post-processor BertProcessing" },
+        { "decoder", """{"type": "WordPiece"}""", "decoder WordPiece" },
+        { "model.type", "\"Unigram\"", "model Unigram" },
+        { "model.dropout", "0.1", "dropout" },
+        { "model.merges", """["a zz"]""", "'zz' is not in the vocabulary" },
+        { "model.merges", """["abc"]""", "not a pair" },
+        { "model.vocab", """{"a": 0}""", "lacks the byte-level character" },
+        { "added_tokens", """[{"content": "<x>"}]""", "'id' is missing" },
     };
 
     /// <summary>Each case sets one dotted path of BLOOM's file to a JSON value, so one setting at a time goes wrong.</summary>
     [Theory, MemberData(nameof(Unsupported))]
-    public void Unsupported_or_broken_setting_is_refused(string path, string value)
+    public void Unsupported_or_broken_setting_is_refused(string path, string value, string reason)
     {
         var e = Assert.Throws<XmtfException>(() => WithEdit(j =>
         {
@@ -146,14 +137,25 @@ public class ByteLevelBpeTokenizerTests
             node[keys[^1]] = JsonNode.Parse(value);
         }));
         Assert.Contains("tokenizer.json", e.Message);
+        Assert.Contains(reason, e.Message);
     }
 
     static ByteLevelBpeTokenizer WithEdit(Action<JsonObject> edit)
     {
         var json = JsonNode.Parse(File.ReadAllText(Fixtures.Path("bloom-tokenizer", "tokenizer.json")))!.AsObject();
         edit(json);
-        var path = Path.Combine(Directory.CreateTempSubdirectory("xmtf-bpe").FullName, "tokenizer.json");
-        File.WriteAllText(path, json.ToJsonString());
-        return ByteLevelBpeTokenizer.FromFile(path);
+        return WithFile(json.ToJsonString(), ByteLevelBpeTokenizer.FromFile);
+    }
+
+    static T WithFile<T>(string content, Func<string, T> load)
+    {
+        var dir = Directory.CreateTempSubdirectory("xmtf-bpe");
+        try
+        {
+            var path = Path.Combine(dir.FullName, "tokenizer.json");
+            File.WriteAllText(path, content);
+            return load(path);
+        }
+        finally { dir.Delete(recursive: true); }
     }
 }
