@@ -102,6 +102,27 @@ public class ByteLevelBpeTokenizerTests
         Assert.Equal(body, tok.Encode("hi", addSpecialTokens: false));
     }
 
+    [Fact]
+    public void Ignore_merges_takes_a_whole_word_from_the_vocabulary()
+    {
+        var tok = WithEdit(j =>
+        {
+            j["model"]!["vocab"]!["abcd"] = 512;
+            j["model"]!["ignore_merges"] = true;
+        });
+        Assert.Equal([512], tok.Encode("abcd"));
+        Assert.Equal(Bloom.Value.Encode(" abcd"), tok.Encode(" abcd"));
+    }
+
+    [Fact]
+    public void Split_on_a_string_can_remove_the_delimiter()
+    {
+        var tok = WithEdit(j => j["pre_tokenizer"]!["pretokenizers"]![0] = JsonNode.Parse(
+            """{"type": "Split", "pattern": {"String": "."}, "behavior": "Removed", "invert": false}"""));
+        var bloom = Bloom.Value;
+        Assert.Equal([.. bloom.Encode("ab"), .. bloom.Encode("c")], tok.Encode("ab..c"));
+    }
+
     public static TheoryData<string> Malformed => new() { "not json", "{}", """{"model": null}""", "null" };
 
     [Theory, MemberData(nameof(Malformed))]
