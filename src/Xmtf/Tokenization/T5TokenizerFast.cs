@@ -40,13 +40,8 @@ public sealed class T5TokenizerFast : ITokenizer
     /// <c>clean_up_tokenization_spaces</c> default of <see cref="Decode"/>.</summary>
     public static T5TokenizerFast FromFile(string tokenizerJsonPath, bool cleanUpTokenizationSpaces = true)
     {
-        JsonDocument doc;
-        try { doc = JsonDocument.Parse(File.ReadAllBytes(tokenizerJsonPath)); }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException or JsonException)
-        {
-            throw new XmtfException($"{tokenizerJsonPath}: cannot read tokenizer.json: {e.Message}", e);
-        }
-        using (doc) return FromJson(doc.RootElement, cleanUpTokenizationSpaces, tokenizerJsonPath);
+        using var doc = Tokenizers.ParseJson(tokenizerJsonPath);
+        return FromJson(doc.RootElement, cleanUpTokenizationSpaces, tokenizerJsonPath);
     }
 
     /// <summary>Builds the tokenizer from a parsed <c>tokenizer.json</c>; <paramref name="source"/> names it in errors.</summary>
