@@ -1,0 +1,81 @@
+namespace Xmtf.Tokenization;
+
+/// <summary>
+/// Unigram segmentation as sentencepiece's <c>EncodeOptimized</c> and HF tokenizers' <c>Unigram</c> do it:
+/// Viterbi over every vocabulary piece that starts at each character, plus an unknown node of one
+/// character where no single-character piece exists; ties keep the earlier candidate; consecutive
+/// unknown characters come out as one unknown id.
+/// </summary>
+internal sealed class Unigram
+{
+    readonly Dictionary<string, int>.AlternateLookup<ReadOnlySpan<char>> _lookup;
+    readonly double[] _scores;
+    readonly int _maxPieceLength;
+    readonly int _unkId;
+    readonly double _unkScore;
+
+    /// <param name="pieces">Piece strings by id.</param>
+    /// <param name="scores">Score of each piece by id.</param>
+    /// <param name="inLattice">Which ids may be matched (the others are never produced, except the unknown id).</param>
+    /// <param name="unkId">Id emitted for characters no piece covers.</param>
+    /// <param name="unkScore">Score of such an unknown node.</param>
+    public Unigram(IReadOnlyList<string> pieces, double[] scores, Func<int, bool> inLattice, int unkId, double unkScore)
+    {
+        var dict = new Dictionary<string, int>(pieces.Count, StringComparer.Ordinal);
+        for (int id = 0; id < pieces.Count; id++)
+        {
+            if (!inLattice(id) || pieces[id].Length == 0) continue;
+            dict.TryAdd(pieces[id], id); // first id wins on duplicates, as sentencepiece's and HF's tries keep it
+            _maxPieceLength = Math.Max(_maxPieceLength, pieces[id].Length);
+        }
+        _lookup = dict.GetAlternateLookup<ReadOnlySpan<char>>();
+        _scores = scores;
+        _unkId = unkId;
+        _unkScore = unkScore;
+    }
+
+    /// <summary>Id of <paramref name="piece"/> when it is in the lattice vocabulary.</summary>
+    public bool TryGetId(ReadOnlySpan<char> piece, out int id) => _lookup.TryGetValue(piece, out id);
+
+    /// <summary>Appends the best segmentation of <paramref name="text"/> to <paramref name="ids"/>.</summary>
+    public void Encode(ReadOnlySpan<char> text, List<int> ids)
+    {
+        int n = text.Length;
+        if (n == 0) return;
+        var best = new double[n + 1];
+        var start = new int[n + 1];
+        var id = new int[n + 1];
+        Array.Fill(start, -1);
+        start[0] = 0;
+        for (int s = 0; s < n; s++)
+        {
+            if (start[s] < 0) continue; // inside a surrogate pair
+            int charLen = s + 1 < n && char.IsSurrogatePair(text[s], text[s + 1]) ? 2 : 1;
+            bool hasSingle = false;
+            for (int len = 1; len <= Math.Min(_maxPieceLength, n - s); len++)
+            {
+                if (!_lookup.TryGetValue(text.Slice(s, len), out int pid)) continue;
+                Relax(s + len, best[s] + _scores[pid], s, pid);
+                hasSingle |= len == charLen;
+            }
+            if (!hasSingle) Relax(s + charLen, best[s] + _unkScore, s, _unkId);
+        }
+
+        int first = ids.Count;
+        for (int e = n; e > 0; e = start[e])
+        {
+            // Walking backwards: a run of unknown nodes collapses into its first-seen element.
+            if (id[e] == _unkId && ids.Count > first && ids[^1] == _unkId) continue;
+            ids.Add(id[e]);
+        }
+        ids.Reverse(first, ids.Count - first);
+
+        void Relax(int end, double score, int from, int pieceId)
+        {
+            if (start[end] >= 0 && score <= best[end]) return;
+            best[end] = score;
+            start[end] = from;
+            id[end] = pieceId;
+        }
+    }
+}
