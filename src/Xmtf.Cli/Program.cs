@@ -4,6 +4,9 @@ using Xmtf.Cli;
 // Each command is a static class with Run(string[] args) returning the exit code.
 var commands = new Dictionary<string, (Func<string[], int> Run, string Help)>
 {
+    ["generate"] = (GenerateCommand.Run, "generate text for a prompt (greedy, beam search or sampling)"),
+    ["tokenize"] = (TokenizeCommand.Run, "show the token ids of a text"),
+    ["score"] = (ScoreCommand.Run, "rank choices by their log-likelihood given a prompt"),
 };
 
 if (args.Length == 0 || args[0] is "-h" or "--help" or "help")
@@ -19,6 +22,7 @@ if (!commands.TryGetValue(args[0], out var command))
 }
 try
 {
+    Console.OutputEncoding = System.Text.Encoding.UTF8;
     return command.Run(args[1..]);
 }
 catch (XmtfException e)

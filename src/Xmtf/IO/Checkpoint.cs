@@ -23,12 +23,12 @@ public sealed unsafe class Checkpoint : IDisposable
     /// <summary>The weight files actually opened, relative to <see cref="Directory"/>.</summary>
     public IReadOnlyList<string> WeightFiles { get; }
 
-    Checkpoint(string dir, bool preferBin)
+    Checkpoint(string dir, bool preferBin, bool weights = true)
     {
         Directory = dir;
         Config = ReadJson(System.IO.Path.Combine(dir, "config.json"), required: true)!;
         GenerationConfig = ReadJson(System.IO.Path.Combine(dir, "generation_config.json"), required: false);
-        var files = FindWeightFiles(dir, preferBin);
+        var files = weights ? FindWeightFiles(dir, preferBin) : [];
         WeightFiles = files;
         try
         {
@@ -40,6 +40,17 @@ public sealed unsafe class Checkpoint : IDisposable
             }
         }
         catch { Dispose(); throw; }
+    }
+
+    /// <summary>config.json's model_type.</summary>
+    public string ModelType => Config["model_type"] is System.Text.Json.Nodes.JsonValue v && v.TryGetValue<string>(out var t) ? t
+        : throw new XmtfException($"{Directory}/config.json has no model_type");
+
+    /// <summary>Only config.json and generation_config.json, no weights (to decide how to load).</summary>
+    public static Checkpoint OpenConfig(string dir)
+    {
+        if (!System.IO.Directory.Exists(dir)) throw new XmtfException($"model directory '{dir}' does not exist");
+        return new Checkpoint(dir, preferBin: false, weights: false);
     }
 
     /// <summary>Opens a model directory. <paramref name="preferBin"/> picks <c>.bin</c> weights when both exist.</summary>

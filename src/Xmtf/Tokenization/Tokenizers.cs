@@ -29,8 +29,7 @@ public static class Tokenizers
         return type switch
         {
             "Unigram" => T5TokenizerFast.FromJson(doc.RootElement, cleanUp, jsonPath),
-            // TODO(lead): ByteLevelBpeTokenizer — return ByteLevelBpeTokenizer.FromFile(jsonPath);
-            "BPE" => throw new XmtfException("BPE tokenizer.json not supported yet"),
+            "BPE" => ByteLevelBpeTokenizer.FromFile(jsonPath),
             _ => throw new XmtfException($"{jsonPath}: tokenizer model type '{type}' is not supported"),
         };
     }

@@ -43,8 +43,10 @@ public class TokenizersLoadTests
     }
 
     [Fact]
-    public void BpeTokenizerJsonIsNotWiredYet()
+    public void BpeTokenizerJsonLoadsTheByteLevelTokenizer()
     {
-        Assert.Throws<XmtfException>(() => Tokenizers.Load(Fixtures.Path("bloom-tokenizer")));
+        var tok = Tokenizers.Load(Fixtures.Path("bloom-tokenizer"));
+        Assert.IsType<ByteLevelBpeTokenizer>(tok);
+        Assert.Equal(2, tok.EosTokenId);
     }
 }
