@@ -185,11 +185,11 @@ public sealed class HubTests : IDisposable
     }
 
     [Fact]
-    public void Two_clients_downloading_the_same_repo_do_not_corrupt_it()
+    public async Task Two_clients_downloading_the_same_repo_do_not_corrupt_it()
     {
         _hub.Add("test-org/tiny-mt5", "tiny-mt5");
         _hub.ChunkDelay = TimeSpan.FromMilliseconds(2);
-        var dirs = Task.WhenAll(Task.Run(() => Resolve("test-org/tiny-mt5")), Task.Run(() => Resolve("test-org/tiny-mt5"))).GetAwaiter().GetResult();
+        var dirs = await Task.WhenAll(Task.Run(() => Resolve("test-org/tiny-mt5")), Task.Run(() => Resolve("test-org/tiny-mt5")));
         Assert.Equal(dirs[0], dirs[1]);
         AssertSameFiles("tiny-mt5", dirs[0], Mt5Files);
         Assert.Equal(Mt5Files.Length, Directory.GetFiles(Path.Combine(_cache, "models--test-org--tiny-mt5", "blobs")).Length);
