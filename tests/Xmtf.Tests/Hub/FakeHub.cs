@@ -19,11 +19,13 @@ sealed class FakeHub : IDisposable
     public sealed record Repo(string Id, string Dir, string[] Files, string Commit, bool Private = false, bool Gated = false);
 
     public const string Token = "hf_test_token";
-    readonly HttpListener _listener = new();
+    readonly HttpListener _listener, _cdnListener;
     readonly Dictionary<string, Repo> _repos = new();
     readonly ConcurrentDictionary<string, byte[]> _cdn = new(); // sha256 → content
 
     public string Endpoint { get; }
+    /// <summary>Another origin, as the real CDN is, so the client must not send it the token.</summary>
+    readonly string _cdnEndpoint;
     /// <summary>"METHOD path [range] [auth]" of each request, in arrival order.</summary>
     public readonly ConcurrentQueue<string> Requests = new();
 
@@ -42,17 +44,25 @@ sealed class FakeHub : IDisposable
 
     public FakeHub()
     {
+        (_listener, Endpoint) = Listen();
+        (_cdnListener, _cdnEndpoint) = Listen();
+    }
+
+    (HttpListener, string) Listen()
+    {
         for (int attempt = 0; ; attempt++)
         {
             var probe = new TcpListener(IPAddress.Loopback, 0);
             probe.Start();
             int port = ((IPEndPoint)probe.LocalEndpoint).Port;
             probe.Stop();
-            _listener.Prefixes.Add($"http://127.0.0.1:{port}/");
-            try { _listener.Start(); Endpoint = $"http://127.0.0.1:{port}"; break; }
-            catch (HttpListenerException) when (attempt < 5) { _listener.Prefixes.Clear(); } // port taken meanwhile
+            var listener = new HttpListener();
+            listener.Prefixes.Add($"http://127.0.0.1:{port}/");
+            try { listener.Start(); }
+            catch (HttpListenerException) when (attempt < 5) { continue; } // port taken meanwhile
+            _ = Task.Run(() => AcceptLoop(listener));
+            return (listener, $"http://127.0.0.1:{port}");
         }
-        _ = Task.Run(AcceptLoop);
     }
 
     /// <summary>Serves a fixture directory as repo <paramref name="id"/>, optionally only the files <paramref name="keep"/> accepts.</summary>
@@ -70,12 +80,12 @@ sealed class FakeHub : IDisposable
     public static string GitSha1(byte[] b) => Convert.ToHexStringLower(SHA1.HashData([.. Encoding.ASCII.GetBytes($"blob {b.Length}\0"), .. b]));
     public static string Etag(string path) => IsLfs(path) ? Sha256(File.ReadAllBytes(path)) : GitSha1(File.ReadAllBytes(path));
 
-    async Task AcceptLoop()
+    async Task AcceptLoop(HttpListener listener)
     {
-        while (_listener.IsListening)
+        while (listener.IsListening)
         {
             HttpListenerContext ctx;
-            try { ctx = await _listener.GetContextAsync(); }
+            try { ctx = await listener.GetContextAsync(); }
             catch (Exception) { return; } // stopped
             _ = Task.Run(async () =>
             {
@@ -132,7 +142,7 @@ sealed class FakeHub : IDisposable
             res.Headers["X-Linked-Etag"] = $"\"{sha}\"";
             res.Headers["X-Linked-Size"] = bytes.Length.ToString();
             res.Headers["ETag"] = $"\"{GitSha1(bytes)}\""; // the pointer file's, which clients must not use
-            res.Redirect($"{Endpoint}/cdn/{sha}?file={Uri.EscapeDataString(file)}");
+            res.Redirect($"{_cdnEndpoint}/cdn/{sha}?file={Uri.EscapeDataString(file)}");
             res.Close();
             return;
         }
@@ -186,5 +196,9 @@ sealed class FakeHub : IDisposable
         ctx.Response.Close();
     }
 
-    public void Dispose() => _listener.Close();
+    public void Dispose()
+    {
+        _listener.Close();
+        _cdnListener.Close();
+    }
 }
