@@ -82,7 +82,8 @@ public sealed partial class HubClient(HubOptions options) : IDisposable
         var json = await WithRetries($"{repoId}@{revision}", async () =>
         {
             using var resp = await SendAsync(HttpMethod.Get, url, repoId, revision, null, 0, ct);
-            return JsonNode.Parse(await resp.Content.ReadAsStringAsync(ct));
+            try { return JsonNode.Parse(await resp.Content.ReadAsStringAsync(ct)); }
+            catch (System.Text.Json.JsonException) { return null; } // reported below as not a Hub
         }, ct);
         var commit = json?["sha"]?.GetValue<string>();
         var siblings = (json?["siblings"] as JsonArray)?.Select(s => s?["rfilename"]?.GetValue<string>()).OfType<string>().ToHashSet();
@@ -100,7 +101,7 @@ public sealed partial class HubClient(HubOptions options) : IDisposable
         var pointer = Path.Combine(Cache.SnapshotDir(repoId, commit), file);
         if (File.Exists(pointer)) return pointer; // a commit's files never change
         var url = $"{_o.Endpoint}/{repoId}/resolve/{commit}/{Uri.EscapeDataString(file).Replace("%2F", "/")}";
-        var meta = await WithRetries(file, () => HeadAsync(url, repoId, commit, file, ct), ct);
+        var meta = await WithRetries($"{repoId}/{file}", () => HeadAsync(url, repoId, commit, file, ct), ct);
         var blob = Cache.BlobPath(repoId, meta.Etag);
         using (await LockAsync(Cache.LockPath(repoId, meta.Etag), file, ct))
         {
@@ -135,7 +136,7 @@ public sealed partial class HubClient(HubOptions options) : IDisposable
         {
             long have = File.Exists(part) ? new FileInfo(part).Length : 0;
             if (have > meta.Size) have = 0;
-            if (have > 0 && have < meta.Size) _o.Log?.Invoke($"{file}: resuming at {have:N0} of {meta.Size:N0} bytes");
+            if (have > 0 && have < meta.Size) _o.Log?.Invoke($"{what}: resuming at {have:N0} of {meta.Size:N0} bytes");
             _o.Progress?.Invoke(new(file, have, meta.Size, DownloadStage.Started));
             if (have == meta.Size) return 0;
             using var resp = await SendAsync(HttpMethod.Get, url, repoId, commit, file, have, ct);
@@ -163,7 +164,7 @@ public sealed partial class HubClient(HubOptions options) : IDisposable
             }
             if (have < meta.Size) throw new TransientException($"the server closed the connection after {have:N0} of {meta.Size:N0} bytes");
             return 0;
-        }, ct);
+        }, ct, progress: () => File.Exists(part) ? new FileInfo(part).Length : 0);
         await VerifyAsync(part, what, meta, ct);
         File.Move(part, blob, overwrite: true);
         _o.Progress?.Invoke(new(file, meta.Size, meta.Size, DownloadStage.Finished));
@@ -200,20 +201,24 @@ public sealed partial class HubClient(HubOptions options) : IDisposable
         }
     }
 
-    async Task<T> WithRetries<T>(string what, Func<Task<T>> attempt, CancellationToken ct)
+    /// <summary>
+    /// Retries transient failures with doubling delays. <paramref name="progress"/> tells how far a download
+    /// got: an attempt that got further starts the count again, so only stalls use up the retries.
+    /// </summary>
+    async Task<T> WithRetries<T>(string what, Func<Task<T>> attempt, CancellationToken ct, Func<long>? progress = null)
     {
-        for (int i = 0; ; i++)
+        for (int failures = 0; ; )
         {
+            long before = progress?.Invoke() ?? 0;
             try { return await attempt(); }
-            catch (TransientException e) when (i < _o.MaxRetries)
-            {
-                var delay = _o.RetryDelay * Math.Pow(2, i);
-                _o.Log?.Invoke($"{what}: {e.Message}; retrying in {delay.TotalSeconds:0.##} s ({i + 1}/{_o.MaxRetries})");
-                await Task.Delay(delay, ct);
-            }
             catch (TransientException e)
             {
-                throw new XmtfException($"{what}: {e.Message}, still after {_o.MaxRetries} retries; try again later", e);
+                failures = (progress?.Invoke() ?? 0) > before ? 1 : failures + 1;
+                if (failures > _o.MaxRetries)
+                    throw new XmtfException($"{what}: {e.Message}, still after {_o.MaxRetries} retries; try again later", e);
+                var delay = _o.RetryDelay * Math.Pow(2, failures - 1);
+                _o.Log?.Invoke($"{what}: {e.Message}; retrying in {delay.TotalSeconds:0.##} s ({failures}/{_o.MaxRetries})");
+                await Task.Delay(delay, ct);
             }
         }
     }

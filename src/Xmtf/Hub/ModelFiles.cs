@@ -20,7 +20,9 @@ public static class ModelFiles
         {
             if (files.Contains(index))
             {
-                var map = (JsonNode.Parse(await readIndex(index)) as JsonObject)?["weight_map"] as JsonObject;
+                JsonObject? map;
+                try { map = (JsonNode.Parse(await readIndex(index)) as JsonObject)?["weight_map"] as JsonObject; }
+                catch (System.Text.Json.JsonException) { map = null; } // an unusable index is no complete set
                 var shards = map?.Select(kv => kv.Value?.GetValue<string>() ?? "").Distinct().ToList();
                 if (shards is { Count: > 0 } && shards.All(files.Contains)) return [index, .. shards];
             }

@@ -29,9 +29,10 @@ sealed class FakeHub : IDisposable
     /// <summary>"METHOD path [range] [auth]" of each request, in arrival order.</summary>
     public readonly ConcurrentQueue<string> Requests = new();
 
-    /// <summary>The next body of this file is cut after <see cref="CutAt"/> bytes (once).</summary>
-    public volatile string? CutFile;
+    /// <summary>The next <see cref="CutTimes"/> bodies of this file are cut <see cref="CutAt"/> bytes after where they start.</summary>
+    public string? CutFile;
     public long CutAt;
+    public int CutTimes;
     /// <summary>This file is always served with one byte flipped.</summary>
     public string? CorruptFile;
     /// <summary>Answer this status the next <see cref="FailTimes"/> requests whose path contains <see cref="FailPath"/>.</summary>
@@ -164,7 +165,7 @@ sealed class FakeHub : IDisposable
         }
         res.ContentLength64 = bytes.Length - from;
         if (ctx.Request.HttpMethod == "HEAD") { res.Close(); return; }
-        long cut = file == CutFile && Interlocked.Exchange(ref CutFile, null) is not null ? CutAt : long.MaxValue;
+        long cut = file == CutFile && Interlocked.Decrement(ref CutTimes) >= 0 ? from + CutAt : long.MaxValue;
         var output = res.OutputStream;
         for (long at = from; at < bytes.Length; at += 16384)
         {
