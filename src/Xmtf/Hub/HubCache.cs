@@ -50,7 +50,7 @@ public sealed partial class HubCache(string root)
         Directory.CreateDirectory(Path.GetDirectoryName(pointer)!);
         File.Delete(pointer); // a dangling link left by a blob someone removed
         try { File.CreateSymbolicLink(pointer, Path.GetRelativePath(Path.GetDirectoryName(pointer)!, blob)); }
-        catch (UnauthorizedAccessException) { File.Copy(blob, pointer); }
+        catch (Exception e) when (OperatingSystem.IsWindows() && e is IOException or UnauthorizedAccessException) { File.Copy(blob, pointer); }
     }
 
     /// <summary>The model repos in the cache, by name.</summary>

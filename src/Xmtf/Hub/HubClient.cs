@@ -21,6 +21,7 @@ public sealed partial class HubClient(HubOptions options) : IDisposable
     // Redirects are followed by hand: HEAD must stop at the CDN redirect, whose headers describe the LFS file.
     readonly HttpClient _http = new(new SocketsHttpHandler { AllowAutoRedirect = false }) { Timeout = System.Threading.Timeout.InfiniteTimeSpan };
 
+    /// <summary>The cache this client reads and fills.</summary>
     public HubCache Cache { get; } = new(options.CacheDir);
 
     /// <summary>A file's blob identity and size, from its HEAD.</summary>
@@ -71,8 +72,8 @@ public sealed partial class HubClient(HubOptions options) : IDisposable
         var dir = Cache.SnapshotDir(repoId, commit);
         if (!Directory.Exists(dir)) return null;
         // File.Exists follows the symlinks, so a link whose blob was deleted does not count.
-        var files = Directory.GetFiles(dir).Where(File.Exists).Select(Path.GetFileName).ToHashSet()!;
-        return files.Contains("config.json") && await ModelFiles.WeightsAsync(files!, f => File.ReadAllTextAsync(Path.Combine(dir, f))) is not null ? dir : null;
+        var files = Directory.GetFiles(dir).Where(File.Exists).Select(f => Path.GetFileName(f)).ToHashSet();
+        return files.Contains("config.json") && await ModelFiles.WeightsAsync(files, f => File.ReadAllTextAsync(Path.Combine(dir, f))) is not null ? dir : null;
     }
 
     /// <summary>Resolves a branch, tag or commit to a commit hash and lists the repo's files (the model-info API).</summary>
@@ -98,6 +99,9 @@ public sealed partial class HubClient(HubOptions options) : IDisposable
     /// </summary>
     public async Task<string> DownloadFileAsync(string repoId, string commit, string file, CancellationToken ct = default)
     {
+        // File names come from the server (siblings, an index's weight_map): none may leave the snapshot.
+        if (Path.IsPathRooted(file) || file.Split('/', '\\').Any(part => part is "" or "." or ".."))
+            throw new XmtfException($"{repoId}: refusing the file name '{file}', which would leave the cache");
         var pointer = Path.Combine(Cache.SnapshotDir(repoId, commit), file);
         if (File.Exists(pointer)) return pointer; // a commit's files never change
         var url = $"{_o.Endpoint}/{repoId}/resolve/{commit}/{Uri.EscapeDataString(file).Replace("%2F", "/")}";
