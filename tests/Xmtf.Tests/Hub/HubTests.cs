@@ -69,8 +69,10 @@ public sealed class HubTests : IDisposable
         var sharded = Resolve("test-org/sharded");
         Assert.Contains("model-00002-of-00002.safetensors", Directory.GetFiles(sharded).Select(Path.GetFileName));
         using (var c = Checkpoint.Open(sharded)) Assert.Equal(2, c.WeightFiles.Count);
-        AssertSameFiles("tiny-bloom", Resolve("test-org/bloom-bin"),
+        var bin = Resolve("test-org/bloom-bin");
+        AssertSameFiles("tiny-bloom", bin,
             "config.json", "generation_config.json", "pytorch_model.bin", "special_tokens_map.json", "tokenizer.json", "tokenizer_config.json");
+        using (var c = Checkpoint.Open(bin)) Assert.Equal(["pytorch_model.bin"], c.WeightFiles);
     }
 
     [Fact]
