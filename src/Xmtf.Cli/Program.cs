@@ -7,6 +7,9 @@ var commands = new Dictionary<string, (Func<string[], int> Run, string Help)>
     ["generate"] = (GenerateCommand.Run, "generate text for a prompt (greedy, beam search or sampling)"),
     ["tokenize"] = (TokenizeCommand.Run, "show the token ids of a text"),
     ["score"] = (ScoreCommand.Run, "rank choices by their log-likelihood given a prompt"),
+    ["download"] = (HubCommands.Download, "download a model from the Hugging Face Hub into the cache"),
+    ["list"] = (HubCommands.List, "list the models in the Hub cache with their sizes"),
+    ["rm"] = (HubCommands.Remove, "remove a model from the Hub cache"),
 };
 
 if (args.Length == 0 || args[0] is "-h" or "--help" or "help")
