@@ -23,6 +23,11 @@ if (!commands.TryGetValue(args[0], out var command))
     Console.Error.WriteLine($"xmtf: unknown command '{args[0]}' (see 'xmtf --help')");
     return 2;
 }
+if (Usage.Of(args[0]) is { } usage && args.Skip(1).Any(a => a is "--help" or "-h"))
+{
+    Console.WriteLine(usage);
+    return 0;
+}
 try
 {
     Console.OutputEncoding = System.Text.Encoding.UTF8;
