@@ -104,7 +104,7 @@ public sealed class JinjaTemplate
             bool isFloat = pos + 1 < s.Length && s[pos] == '.' && char.IsAsciiDigit(s[pos + 1]);
             if (isFloat) for (pos++; pos < s.Length && char.IsAsciiDigit(s[pos]); pos++) { }
             var text = s[start..pos];
-            return new(K.Const, text, isFloat ? double.Parse(text, CultureInfo.InvariantCulture) : long.Parse(text, CultureInfo.InvariantCulture));
+            return new(K.Const, text, isFloat ? double.Parse(text, CultureInfo.InvariantCulture) : (object)long.Parse(text, CultureInfo.InvariantCulture));
         }
         if (char.IsLetter(c) || c == '_')
         {
