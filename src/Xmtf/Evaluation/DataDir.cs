@@ -15,20 +15,36 @@ public sealed class DataDir(string root, string? templatesRoot = null)
     public List<Dictionary<string, object?>> Rows(EvalTask task, string lang, string split) =>
         EvalTask.ReadJsonl(Path.Combine(Root, task.DataFileFor(lang, split)));
 
-    /// <summary>All templates of the task's promptsource subsets that exist for this language, English ones first.</summary>
-    public List<PromptTemplate> Templates(EvalTask task, string lang)
+    /// <summary>The task's English-prompt templates (its first promptsource subset), in file order.</summary>
+    public List<PromptTemplate> EnglishTemplates(EvalTask task)
     {
-        var files = task.TemplateSubsets.Select(s => Path.Combine(TemplatesRoot, s.Replace("{lang}", lang), "templates.yaml")).Distinct().ToList();
-        if (!File.Exists(files[0])) throw new XmtfException($"no templates file '{files[0]}'");
-        return files.Where(File.Exists).SelectMany(PromptTemplate.Load).ToList();
+        var file = Path.Combine(TemplatesRoot, task.TemplateSubsets[0], "templates.yaml");
+        return File.Exists(file) ? PromptTemplate.Load(file) : throw new XmtfException($"no templates file '{file}'");
     }
 
-    /// <summary>The named templates, in the order given; an unknown name throws <see cref="XmtfException"/>.</summary>
-    public List<PromptTemplate> Templates(EvalTask task, string lang, IEnumerable<string> names)
+    /// <summary>All templates for a language: the English ones, then the translated ones of the language's subset if it exists.</summary>
+    public List<PromptTemplate> Templates(EvalTask task, string lang) =>
+        [.. EnglishTemplates(task), .. task.TemplateSubsets.Skip(1)
+            .Select(s => Path.Combine(TemplatesRoot, s.Replace("{lang}", lang), "templates.yaml"))
+            .Where(File.Exists).SelectMany(PromptTemplate.Load)];
+
+    /// <summary>The templates named in a comma-separated list, in its order. Names may themselves hold commas
+    /// ("C1 or C2? premise, so/because…"), so the longest run of pieces that names a template wins.</summary>
+    public static List<PromptTemplate> Select(IReadOnlyList<PromptTemplate> all, string names)
     {
-        var all = Templates(task, lang);
-        return names.Select(n => all.FirstOrDefault(t => t.Name == n) ?? throw new XmtfException(
-            $"task '{task.Name}' ({lang}) has no template '{n}' (it has: {string.Join(", ", all.Select(t => t.Name))})")).ToList();
+        var pieces = names.Split(',');
+        var chosen = new List<PromptTemplate>();
+        for (int i = 0; i < pieces.Length;)
+        {
+            var match = Enumerable.Range(i + 1, pieces.Length - i).Reverse()
+                .Select(j => (End: j, Template: all.FirstOrDefault(t => t.Name == string.Join(",", pieces[i..j]).Trim())))
+                .FirstOrDefault(m => m.Template is not null);
+            if (match.Template is null)
+                throw new XmtfException($"no template '{pieces[i].Trim()}' (there are: {string.Join(" | ", all.Select(t => t.Name))})");
+            chosen.Add(match.Template);
+            i = match.End;
+        }
+        return chosen;
     }
 
     /// <summary>The paper's English-prompt templates for a task and language: manifest groups L1/L2.</summary>
