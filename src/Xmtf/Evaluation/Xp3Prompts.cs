@@ -15,11 +15,7 @@ public static class Xp3Prompts
     /// <summary>xP3 keeps at most this many records per template.</summary>
     const int MaxPerTemplate = 100_000;
 
-    static readonly JsonSerializerOptions Json = new()
-    {
-        PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower,
-        Encoder = JavaScriptEncoder.UnsafeRelaxedJsonEscaping,
-    };
+    static readonly JsonSerializerOptions Json = new() { Encoder = JavaScriptEncoder.UnsafeRelaxedJsonEscaping };
 
     /// <summary>The records for <paramref name="rows"/> of one dataset split.</summary>
     public static IEnumerable<Xp3Record> Render(IEnumerable<PromptTemplate> templates, IReadOnlyList<Dictionary<string, object?>> rows,
@@ -31,6 +27,12 @@ public static class Xp3Prompts
             .OrderBy(r => r.Inputs, CodePointComparer.Instance) // stable: rows with equal inputs keep data order
             .Take(MaxPerTemplate));
 
-    /// <summary>One JSON line of a record (UTF-8 text unescaped, as the xP3 files have it).</summary>
-    public static string ToJson(Xp3Record record) => JsonSerializer.Serialize(record, Json);
+    /// <summary>One JSON line of a record, laid out as Python's <c>json.dumps(ensure_ascii=False)</c> writes the
+    /// xP3 files (", " and ": " separators, UTF-8 text unescaped), so that files compare byte for byte.</summary>
+    public static string ToJson(Xp3Record r)
+    {
+        string Q(string s) => JsonSerializer.Serialize(s, Json);
+        return $"{{\"inputs\": {Q(r.Inputs)}, \"targets\": {Q(r.Targets)}, \"language\": {Q(r.Language)}, \"split\": {Q(r.Split)}, " +
+            $"\"template\": {Q(r.Template)}, \"dataset\": {Q(r.Dataset)}, \"config\": {Q(r.Config)}}}";
+    }
 }
