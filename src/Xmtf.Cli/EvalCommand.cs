@@ -20,9 +20,10 @@ public static class EvalCommand
         Writes the JSON results, a CSV next to them, and <output>.partial.jsonl while running: rerunning an
         interrupted command resumes from it.
         Tasks: xcopa, copa, xwinograd (in the data directory); xnli, xstorycloze, anli, winogrande, storycloze, rte,
-        cb from JSONL files you add (layout: see README). --data-dir defaults to $XMTF_DATA.
+        cb from JSONL files you add (layout: see the README). --data-dir defaults to $XMTF_DATA.
         """;
 
+    /// <summary>Runs <c>xmtf eval</c> with the real model loader.</summary>
     public static int Run(string[] argv) => Run(argv, LoadModel);
 
     /// <summary>Runs the command with the given model loader (tests pass fakes).</summary>

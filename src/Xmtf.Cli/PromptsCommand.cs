@@ -17,6 +17,7 @@ public static class PromptsCommand
         promptsource_templates/templates (xP3 itself used promptsource branch tr13). Writes to stdout without --out.
         """;
 
+    /// <summary>Runs <c>xmtf prompts</c>.</summary>
     public static int Run(string[] argv)
     {
         var a = Args.Parse("prompts", argv, ["task", "lang", "split", "templates", "out", "data-dir", "templates-dir"], ["help"]);

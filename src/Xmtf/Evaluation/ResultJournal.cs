@@ -22,6 +22,7 @@ public sealed class ResultJournal : IDisposable
     /// <summary>The journal kept next to an output file.</summary>
     public static string PathFor(string output) => output + ".partial.jsonl";
 
+    /// <summary>Opens (or starts) the journal at <paramref name="path"/> for runs of <paramref name="model"/>.</summary>
     public ResultJournal(string path, string model)
     {
         (Path, _model) = (path, model);

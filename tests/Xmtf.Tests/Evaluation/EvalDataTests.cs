@@ -40,6 +40,25 @@ public class EvalDataTests
     }
 
     [Fact]
+    public void UserAddedDatasetsFollowTheLayout()
+    {
+        var root = Directory.CreateTempSubdirectory("xmtf-data-").FullName;
+        try
+        {
+            Directory.CreateDirectory(Path.Combine(root, "winogrande", "data", "en"));
+            File.WriteAllText(Path.Combine(root, "winogrande", "data", "en", "val.en.jsonl"),
+                "{\"sentence\": \"The cup fell off the table because _ was slippery.\", \"option1\": \"The cup\", \"option2\": \"the table\", \"answer\": \"2\"}\n");
+            var data = new DataDir(root, Fixtures.Data("promptsource_templates", "templates"));
+            var task = EvalTask.Get("winogrande");
+            var template = DataDir.Select(data.Templates(task, "en"), "True or False").Single();
+            var item = Assert.Single(RankClassification.Render(task.Name, "en", template, data.Rows(task, "en", "validation"), 0, 1));
+            Assert.Equal(["True", "False"], item.Choices);
+            Assert.Equal(1, item.Gold);
+        }
+        finally { Directory.Delete(root, recursive: true); }
+    }
+
+    [Fact]
     public void AggregatesPerTemplateThenPerLanguage()
     {
         ExampleResult E(string config, string template, int index, bool correct) => new("t", config, template, index, [0, 1], 1, correct ? 1 : 0);
