@@ -3,9 +3,8 @@ using Xmtf.Tokenization;
 
 namespace Xmtf.Evaluation;
 
-/// <summary>One rendered example to classify: its prompt, the answer choices and the gold choice's index.</summary>
-/// <param name="Config">The language (dataset config) the row comes from.</param>
-/// <param name="Index">Row number in the split.</param>
+/// <summary>One rendered example to classify: its prompt (<c>Input</c>), the answer choices and the gold choice's
+/// index; <c>Config</c> is the language the row comes from, <c>Index</c> its row number in the split.</summary>
 public sealed record EvalItem(string Task, string Config, string Template, int Index, string Input, string[] Choices, int Gold);
 
 /// <summary>A classified example: the summed log-probability of each choice and the argmax.</summary>
