@@ -53,7 +53,7 @@ public static class EvalCommand
         }
 
         var (tokenizer, scorer, model) = loadModel(a);
-        var journal = new ResultJournal(ResultJournal.PathFor(output), model);
+        using var journal = new ResultJournal(ResultJournal.PathFor(output), model);
         var todo = items.Where(x => !journal.Done.ContainsKey((x.Task, x.Config, x.Template, x.Index))).ToList();
         if (todo.Count < items.Count) Console.Error.WriteLine($"resuming: {items.Count - todo.Count} of {items.Count} examples already scored ({journal.Path})");
         var progress = new Progress(todo.Count);
