@@ -19,6 +19,20 @@ public class GoldenEvalTests
 
     [Fact]
     public void Bloom() => GoldenEval.Check("eval_golden_bloom.json");
+
+    [Fact]
+    public void Mt5Engine()
+    {
+        using var p = Pipeline.Load(Fixtures.Path("tiny-mt5"));
+        GoldenEval.Check("eval_golden_mt5.json", p.Tokenizer, p.Scorer);
+    }
+
+    [Fact]
+    public void BloomEngine()
+    {
+        using var p = Pipeline.Load(Fixtures.Path("tiny-bloom"));
+        GoldenEval.Check("eval_golden_bloom.json", p.Tokenizer, p.Scorer);
+    }
 }
 
 public static class GoldenEval
