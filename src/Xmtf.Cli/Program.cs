@@ -10,6 +10,8 @@ var commands = new Dictionary<string, (Func<string[], int> Run, string Help)>
     ["download"] = (HubCommands.Download, "download a model from the Hugging Face Hub into the cache"),
     ["list"] = (HubCommands.List, "list the models in the Hub cache with their sizes"),
     ["rm"] = (HubCommands.Remove, "remove a model from the Hub cache"),
+    ["eval"] = (EvalCommand.Run, EvalCommand.Help),
+    ["prompts"] = (PromptsCommand.Run, PromptsCommand.Help),
 };
 
 if (args.Length == 0 || args[0] is "-h" or "--help" or "help")
