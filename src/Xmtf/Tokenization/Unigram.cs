@@ -4,7 +4,8 @@ namespace Xmtf.Tokenization;
 /// Unigram segmentation as sentencepiece's <c>EncodeOptimized</c> and HF tokenizers' <c>Unigram</c> do it:
 /// Viterbi over every vocabulary piece that starts at each character, plus an unknown node of one
 /// character where no single-character piece exists; ties keep the earlier candidate; consecutive
-/// unknown characters come out as one unknown id.
+/// unknown characters come out as one unknown id. Path scores add in double (sentencepiece adds floats);
+/// the two can only disagree on ties closer than float precision.
 /// </summary>
 internal sealed class Unigram
 {
@@ -65,7 +66,7 @@ internal sealed class Unigram
         int first = ids.Count;
         for (int e = n; e > 0; e = start[e])
         {
-            // Walking backwards: a run of unknown nodes collapses into its first-seen element.
+            // Consecutive unknown nodes are one piece (sentencepiece's merge, HF's fuse_unk).
             if (id[e] == _unkId && ids.Count > first && ids[^1] == _unkId) continue;
             ids.Add(id[e]);
         }
