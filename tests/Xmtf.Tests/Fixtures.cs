@@ -19,6 +19,8 @@ public static class Fixtures
             var s = System.IO.Path.Combine(d.FullName, "shared");
             if (Directory.Exists(System.IO.Path.Combine(s, "fixtures"))) return s;
         }
+        // The workplace layout, for a clone made elsewhere.
+        if (Directory.Exists("/work/shared/fixtures")) return "/work/shared";
         throw new InvalidOperationException("shared/fixtures not found above the test directory; set XMTF_SHARED");
     }
 }

@@ -1,4 +1,3 @@
-using System.IO.MemoryMappedFiles;
 using System.Text;
 
 namespace Xmtf.IO;
@@ -16,8 +15,7 @@ public sealed unsafe class PyTorchFile : ITensorFile
     /// <summary>Where a tensor's first element lies in the file, and its element strides there.</summary>
     sealed record Slot(TensorInfo Info, long Offset, long[] Stride, bool Contiguous);
 
-    readonly MemoryMappedFile _map;
-    readonly MemoryMappedViewAccessor _view;
+    readonly MappedFile _file;
     readonly byte* _base;
     readonly Dictionary<string, Slot> _slots = new();
     readonly Dictionary<string, byte[]> _copies = new();
@@ -29,15 +27,9 @@ public sealed unsafe class PyTorchFile : ITensorFile
     public PyTorchFile(string path)
     {
         Path = path;
-        long length;
-        try { using var h = File.OpenHandle(path); length = RandomAccess.GetLength(h); } // FileInfo.Length would give a symlink's own size (Hub cache snapshots are symlinks)
-        catch (Exception e) { throw new XmtfException($"{path}: cannot open: {e.Message}", e); }
-        if (length < 22) throw new XmtfException($"{path}: too small ({length} bytes) to be a torch zip checkpoint");
-        _map = MemoryMappedFile.CreateFromFile(path, FileMode.Open, null, 0, MemoryMappedFileAccess.Read);
-        _view = _map.CreateViewAccessor(0, 0, MemoryMappedFileAccess.Read);
-        byte* p = null;
-        _view.SafeMemoryMappedViewHandle.AcquirePointer(ref p);
-        _base = p + _view.PointerOffset;
+        _file = new MappedFile(path, 22, n => $"too small ({n} bytes) to be a torch zip checkpoint");
+        _base = _file.Base;
+        long length = _file.Length;
         try
         {
             Load(new StoredZip(_base, length));
@@ -127,9 +119,6 @@ public sealed unsafe class PyTorchFile : ITensorFile
 
     public void Dispose()
     {
-        if (_view is null) return;
-        _view.SafeMemoryMappedViewHandle.ReleasePointer();
-        _view.Dispose();
-        _map.Dispose();
+        _file?.Dispose();
     }
 }

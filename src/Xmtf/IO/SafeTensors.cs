@@ -1,4 +1,3 @@
-using System.IO.MemoryMappedFiles;
 using System.Text.Json;
 
 namespace Xmtf.IO;
@@ -10,8 +9,7 @@ namespace Xmtf.IO;
 /// </summary>
 public sealed unsafe class SafeTensorsFile : ITensorFile
 {
-    readonly MemoryMappedFile _map;
-    readonly MemoryMappedViewAccessor _view;
+    readonly MappedFile _file;
     readonly byte* _base;
     readonly long _dataStart;
     readonly Dictionary<string, (TensorInfo Info, long Begin, long End)> _entries = new();
@@ -23,15 +21,9 @@ public sealed unsafe class SafeTensorsFile : ITensorFile
     public SafeTensorsFile(string path)
     {
         Path = path;
-        long length;
-        try { using var h = File.OpenHandle(path); length = RandomAccess.GetLength(h); } // FileInfo.Length would give a symlink's own size (Hub cache snapshots are symlinks)
-        catch (Exception e) { throw new XmtfException($"{path}: cannot open: {e.Message}", e); }
-        if (length < 8) throw new XmtfException($"{path}: truncated safetensors file ({length} bytes)");
-        _map = MemoryMappedFile.CreateFromFile(path, FileMode.Open, null, 0, MemoryMappedFileAccess.Read);
-        _view = _map.CreateViewAccessor(0, 0, MemoryMappedFileAccess.Read);
-        byte* p = null;
-        _view.SafeMemoryMappedViewHandle.AcquirePointer(ref p);
-        _base = p + _view.PointerOffset;
+        _file = new MappedFile(path, 8, n => $"truncated safetensors file ({n} bytes)");
+        _base = _file.Base;
+        long length = _file.Length;
         try
         {
             ulong headerLen = *(ulong*)_base;
@@ -108,10 +100,7 @@ public sealed unsafe class SafeTensorsFile : ITensorFile
 
     public void Dispose()
     {
-        if (_view is null) return;
-        _view.SafeMemoryMappedViewHandle.ReleasePointer();
-        _view.Dispose();
-        _map.Dispose();
+        _file?.Dispose();
     }
 
     /// <summary>Writes tensors as a safetensors file (used by <c>xmtf init</c> and the tests).</summary>

@@ -23,16 +23,14 @@ public sealed record BloomConfig
 
     public static BloomConfig FromJson(JsonObject c)
     {
-        int Get(string k, string? alt = null) =>
-            (c[k] ?? (alt is null ? null : c[alt])) is JsonValue v && v.TryGetValue<int>(out var x) && x > 0 ? x
-            : throw new XmtfException($"config.json: '{k}' must be a positive integer");
-        int Opt(string k, int d) => c[k] is JsonValue v && v.TryGetValue<int>(out var x) ? x : d;
+        int Get(string k, string? alias = null) => ConfigJson.Positive(c, k, alias);
+        int Opt(string k, int fallback) => ConfigJson.Int(c, k, fallback);
         var cfg = new BloomConfig
         {
             VocabSize = Get("vocab_size"), HiddenSize = Get("hidden_size", "n_embed"), NumLayers = Get("n_layer", "num_hidden_layers"),
             NumHeads = Get("n_head", "num_attention_heads"),
-            Eps = c["layer_norm_epsilon"] is JsonValue e && e.TryGetValue<double>(out var eps) ? (float)eps : 1e-5f,
-            ResidualPostLayerNorm = c["apply_residual_connection_post_layernorm"] is JsonValue r && r.GetValue<bool>(),
+            Eps = ConfigJson.Float(c, "layer_norm_epsilon", 1e-5f),
+            ResidualPostLayerNorm = ConfigJson.Bool(c, "apply_residual_connection_post_layernorm", false),
             BosTokenId = Opt("bos_token_id", 1), EosTokenId = Opt("eos_token_id", 2), PadTokenId = Opt("pad_token_id", 3),
         };
         if (cfg.HiddenSize % cfg.NumHeads != 0) throw new XmtfException($"config.json: hidden_size {cfg.HiddenSize} is not divisible by n_head {cfg.NumHeads}");

@@ -32,17 +32,17 @@ public sealed record T5Config
 
     public static T5Config FromJson(JsonObject c)
     {
-        int Req(string k) => c[k] is JsonValue v && v.TryGetValue<int>(out var x) && x > 0 ? x : throw new XmtfException($"config.json: '{k}' must be a positive integer");
-        int Opt(string k, int dflt) => c[k] is JsonValue v && v.TryGetValue<int>(out var x) ? x : dflt;
+        int Req(string k) => ConfigJson.Positive(c, k);
+        int Opt(string k, int fallback) => ConfigJson.Int(c, k, fallback);
         int layers = Req("num_layers");
         var cfg = new T5Config
         {
             VocabSize = Req("vocab_size"), DModel = Req("d_model"), DKv = Req("d_kv"), DFf = Req("d_ff"),
             NumLayers = layers, NumDecoderLayers = Opt("num_decoder_layers", layers), NumHeads = Req("num_heads"),
             NumBuckets = Opt("relative_attention_num_buckets", 32), MaxDistance = Opt("relative_attention_max_distance", 128),
-            Eps = c["layer_norm_epsilon"] is JsonValue e && e.TryGetValue<double>(out var eps) ? (float)eps : 1e-6f,
-            FeedForwardProj = c["feed_forward_proj"]?.GetValue<string>() ?? "relu",
-            TieWordEmbeddings = c["tie_word_embeddings"] is JsonValue t ? t.GetValue<bool>() : true,
+            Eps = ConfigJson.Float(c, "layer_norm_epsilon", 1e-6f),
+            FeedForwardProj = ConfigJson.String(c, "feed_forward_proj", "relu"),
+            TieWordEmbeddings = ConfigJson.Bool(c, "tie_word_embeddings", true),
             DecoderStartTokenId = Opt("decoder_start_token_id", 0), PadTokenId = Opt("pad_token_id", 0), EosTokenId = Opt("eos_token_id", 1),
         };
         var act = cfg.IsGated ? cfg.FeedForwardProj["gated-".Length..] : cfg.FeedForwardProj;
