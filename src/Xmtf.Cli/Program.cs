@@ -7,6 +7,8 @@ var commands = new Dictionary<string, (Func<string[], int> Run, string Help)>
     ["generate"] = (GenerateCommand.Run, "generate text for a prompt (greedy, beam search or sampling)"),
     ["tokenize"] = (TokenizeCommand.Run, "show the token ids of a text"),
     ["score"] = (ScoreCommand.Run, "rank choices by their log-likelihood given a prompt"),
+    ["init"] = (InitCommand.Run, "write a random-weight model of a released checkpoint's shape"),
+    ["bench"] = (BenchCommand.Run, "measure prompt and decode speed against the machine's limits, or dtype quality"),
 };
 
 if (args.Length == 0 || args[0] is "-h" or "--help" or "help")
