@@ -164,10 +164,9 @@ public static class ModelShapes
     /// </summary>
     public static void WriteRandom(string dir, JsonObject config, DType dtype, ulong seed)
     {
-        TorchDType(dtype); // validates dtype before any file is written
-        Directory.CreateDirectory(dir);
         var cfg = (JsonObject)config.DeepClone();
-        cfg["torch_dtype"] = TorchDType(dtype);
+        cfg["torch_dtype"] = TorchDType(dtype); // throws for other types before anything is written
+        Directory.CreateDirectory(dir);
         File.WriteAllText(Path.Combine(dir, "config.json"), PythonJson(cfg));
         File.WriteAllText(Path.Combine(dir, "generation_config.json"), PythonJson(GenerationConfig(cfg)));
         var tensors = Tensors(cfg);
