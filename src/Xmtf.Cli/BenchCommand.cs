@@ -7,7 +7,7 @@ using Xmtf.Tensors;
 namespace Xmtf.Cli;
 
 /// <summary>
-/// <c>xmtf bench --model DIR | --config NAME [--dtype f32|bf16|int8] [--input-tokens 64] [--new-tokens 64]
+/// <c>xmtf bench --model DIR|HUB-ID | --config NAME [--dtype f32|bf16|int8] [--input-tokens 64] [--new-tokens 64]
 /// [--batch 1] [--threads N] [--repeats 3] [--bandwidth-mb 1024] [--json]</c>: prompt and decode speed next to
 /// the machine's bandwidth and FMA limits. With <c>--quality</c>: bf16 and int8 logits against fp32's on the
 /// directory's golden.json prompts (random prompts without one).
@@ -34,7 +34,9 @@ static class BenchCommand
 
     internal static Args Parse(string[] argv)
     {
-        var a = Args.Parse("bench", argv, ["model", "config", "dtype", "threads", "input-tokens", "new-tokens", "batch", "repeats", "bandwidth-mb", "seed"], ["json", "quality"]);
+        var a = Args.Parse("bench", argv,
+            ["model", "config", "dtype", "threads", "input-tokens", "new-tokens", "batch", "repeats", "bandwidth-mb", "seed", .. HubCli.ValueOptions],
+            ["json", "quality", .. HubCli.FlagOptions]);
         if (a.Positional.Count > 0) throw new XmtfException($"'xmtf bench' takes no positional arguments (got '{a.Positional[0]}')");
         if ((a.Get("model") is null) == (a.Get("config") is null)) throw new XmtfException("'xmtf bench' needs exactly one of --model DIR and --config NAME");
         return a;
@@ -68,12 +70,12 @@ static class BenchCommand
     }
 
     /// <summary>
-    /// The model directory: --model, or for --config a random model of that shape cached under
+    /// The model directory: --model (a directory, or a Hub id fetched into the cache), or for --config a random model of that shape cached under
     /// $TMPDIR/xmtf-bench/NAME-f32|bf16 (int8 quantizes the f32 file at load), written once.
     /// </summary>
     static string ModelDir(Args a, WeightType dtype)
     {
-        if (a.Get("model") is { } dir) return dir;
+        if (a.Get("model") is { } model) return HubCli.ResolveModel(a, model);
         var name = a.Get("config")!;
         var config = ModelShapes.Config(name);
         var storage = dtype == WeightType.BF16 ? DType.BF16 : DType.F32;
