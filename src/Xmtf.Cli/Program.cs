@@ -12,6 +12,8 @@ var commands = new Dictionary<string, (Func<string[], int> Run, string Help)>
     ["rm"] = (HubCommands.Remove, "remove a model from the Hub cache"),
     ["eval"] = (EvalCommand.Run, EvalCommand.Help),
     ["prompts"] = (PromptsCommand.Run, PromptsCommand.Help),
+    ["init"] = (InitCommand.Run, "write a random-weight model of a released checkpoint's shape"),
+    ["bench"] = (BenchCommand.Run, "measure prompt and decode speed against the machine's limits, or dtype quality"),
 };
 
 if (args.Length == 0 || args[0] is "-h" or "--help" or "help")

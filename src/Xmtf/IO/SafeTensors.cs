@@ -103,23 +103,38 @@ public sealed unsafe class SafeTensorsFile : ITensorFile
         _file?.Dispose();
     }
 
-    /// <summary>Writes tensors as a safetensors file (used by <c>xmtf init</c> and the tests).</summary>
+    /// <summary>Writes tensors as a safetensors file (used by the tests).</summary>
     public static void Write(string path, IEnumerable<(string Name, DType DType, long[] Shape, byte[] Data)> tensors)
     {
         var list = tensors.ToList();
+        Write(path, list.Select(t => new TensorInfo(t.Name, t.DType, t.Shape)).ToList(), (i, s) => s.Write(list[i].Data));
+    }
+
+    /// <summary>
+    /// Writes a safetensors file whose data <paramref name="writeData"/>(i, stream) appends tensor i by tensor i,
+    /// so a multi-gigabyte model (<c>xmtf init</c>) never has to be in memory whole.
+    /// </summary>
+    public static void Write(string path, IReadOnlyList<TensorInfo> tensors, Action<int, Stream> writeData)
+    {
         var header = new Dictionary<string, object> { ["__metadata__"] = new Dictionary<string, string> { ["format"] = "pt" } };
         long off = 0;
-        foreach (var t in list)
+        foreach (var t in tensors)
         {
-            header[t.Name] = new { dtype = t.DType switch { DType.F32 => "F32", DType.F16 => "F16", DType.BF16 => "BF16", DType.I8 => "I8", DType.I64 => "I64", DType.I32 => "I32", _ => throw new ArgumentException(t.DType.ToString()) }, shape = t.Shape, data_offsets = new[] { off, off + t.Data.Length } };
-            off += t.Data.Length;
+            header[t.Name] = new { dtype = t.DType switch { DType.F32 => "F32", DType.F16 => "F16", DType.BF16 => "BF16", DType.I8 => "I8", DType.I64 => "I64", DType.I32 => "I32", _ => throw new ArgumentException(t.DType.ToString()) }, shape = t.Shape, data_offsets = new[] { off, off + t.ByteCount } };
+            off += t.ByteCount;
         }
         var json = JsonSerializer.SerializeToUtf8Bytes(header);
         int pad = (8 - json.Length % 8) % 8;
-        using var fs = File.Create(path);
+        using var fs = new FileStream(path, FileMode.Create, FileAccess.Write, FileShare.None, 1 << 20);
         fs.Write(BitConverter.GetBytes((ulong)(json.Length + pad)));
         fs.Write(json);
         for (int i = 0; i < pad; i++) fs.WriteByte((byte)' ');
-        foreach (var t in list) fs.Write(t.Data);
+        for (int i = 0; i < tensors.Count; i++)
+        {
+            long start = fs.Position;
+            writeData(i, fs);
+            if (fs.Position - start != tensors[i].ByteCount)
+                throw new InvalidOperationException($"tensor '{tensors[i].Name}': wrote {fs.Position - start} bytes, its header says {tensors[i].ByteCount}");
+        }
     }
 }

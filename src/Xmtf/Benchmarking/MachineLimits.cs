@@ -1,0 +1,107 @@
+using System.Diagnostics;
+using System.Numerics;
+using System.Numerics.Tensors;
+using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
+using System.Runtime.Intrinsics;
+
+namespace Xmtf.Benchmarking;
+
+/// <summary>
+/// The two limits a kernel can reach on this machine, measured rather than looked up: memory read bandwidth
+/// (decoding streams every weight once per token) and fp32 FMA throughput (the encoder is matrix-matrix work).
+/// </summary>
+public static unsafe class MachineLimits
+{
+    /// <summary>
+    /// Read bandwidth in GB/s (1e9 bytes): <paramref name="threads"/> threads summing disjoint slices of a
+    /// <paramref name="bytes"/> buffer (make it far larger than the last-level cache), best of <paramref name="repeats"/>.
+    /// </summary>
+    public static double ReadBandwidthGBps(int threads, long bytes = 1L << 30, int repeats = 5)
+    {
+        long n = bytes / sizeof(float);
+        var p = (float*)NativeMemory.AlignedAlloc((nuint)(n * sizeof(float)), 64);
+        try
+        {
+            // Touch every page first (from the same threads) so page faults are not timed.
+            OnThreads(threads, t => new Span<float>(p + Slice(n, threads, t), (int)Length(n, threads, t)).Fill(1f));
+            var sums = new float[threads]; // kept so the reads cannot be optimized away
+            double best = double.MaxValue;
+            for (int r = 0; r < repeats; r++)
+                best = Math.Min(best, OnThreads(threads, t => sums[t] = TensorPrimitives.Sum(new ReadOnlySpan<float>(p + Slice(n, threads, t), (int)Length(n, threads, t)))));
+            return n * sizeof(float) / best / 1e9;
+        }
+        finally { NativeMemory.AlignedFree(p); }
+    }
+
+    static long Slice(long n, int parts, int i) => n * i / parts;
+    static long Length(long n, int parts, int i) => Slice(n, parts, i + 1) - Slice(n, parts, i);
+
+    /// <summary>
+    /// Peak fp32 GFLOP/s of <paramref name="threads"/> threads running independent FMA chains in registers, at
+    /// the vector width the kernels use (<see cref="Vector512"/> when accelerated, else <see cref="Vector{T}"/>).
+    /// </summary>
+    public static double FmaPeakGflops(int threads, long iterations = 20_000_000, int repeats = 3)
+    {
+        bool wide = Vector512.IsHardwareAccelerated;
+        int lanes = wide ? Vector512<float>.Count : Vector<float>.Count;
+        var sink = new float[threads];
+        double best = double.MaxValue;
+        for (int r = 0; r < repeats; r++)
+            best = Math.Min(best, OnThreads(threads, t => sink[t] = wide ? Fma512(iterations) : FmaVector(iterations)));
+        return threads * iterations * Chains * lanes * 2 / best / 1e9;
+    }
+
+    // Enough independent chains to cover FMA latency (4-5 cycles) on two FMA ports.
+    const int Chains = 12;
+
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)] // timed once per thread: no tier-0 code
+    static float Fma512(long iterations)
+    {
+        var m = Vector512.Create(0.999999f); var c = Vector512.Create(1e-6f);
+        Vector512<float> a0 = c, a1 = c, a2 = c, a3 = c, a4 = c, a5 = c, a6 = c, a7 = c, a8 = c, a9 = c, a10 = c, a11 = c;
+        for (long i = 0; i < iterations; i++)
+        {
+            a0 = Vector512.FusedMultiplyAdd(a0, m, c); a1 = Vector512.FusedMultiplyAdd(a1, m, c); a2 = Vector512.FusedMultiplyAdd(a2, m, c);
+            a3 = Vector512.FusedMultiplyAdd(a3, m, c); a4 = Vector512.FusedMultiplyAdd(a4, m, c); a5 = Vector512.FusedMultiplyAdd(a5, m, c);
+            a6 = Vector512.FusedMultiplyAdd(a6, m, c); a7 = Vector512.FusedMultiplyAdd(a7, m, c); a8 = Vector512.FusedMultiplyAdd(a8, m, c);
+            a9 = Vector512.FusedMultiplyAdd(a9, m, c); a10 = Vector512.FusedMultiplyAdd(a10, m, c); a11 = Vector512.FusedMultiplyAdd(a11, m, c);
+        }
+        return Vector512.Sum(a0 + a1 + a2 + a3 + a4 + a5 + a6 + a7 + a8 + a9 + a10 + a11);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    static float FmaVector(long iterations)
+    {
+        var m = new Vector<float>(0.999999f); var c = new Vector<float>(1e-6f);
+        Vector<float> a0 = c, a1 = c, a2 = c, a3 = c, a4 = c, a5 = c, a6 = c, a7 = c, a8 = c, a9 = c, a10 = c, a11 = c;
+        for (long i = 0; i < iterations; i++)
+        {
+            a0 = Vector.FusedMultiplyAdd(a0, m, c); a1 = Vector.FusedMultiplyAdd(a1, m, c); a2 = Vector.FusedMultiplyAdd(a2, m, c);
+            a3 = Vector.FusedMultiplyAdd(a3, m, c); a4 = Vector.FusedMultiplyAdd(a4, m, c); a5 = Vector.FusedMultiplyAdd(a5, m, c);
+            a6 = Vector.FusedMultiplyAdd(a6, m, c); a7 = Vector.FusedMultiplyAdd(a7, m, c); a8 = Vector.FusedMultiplyAdd(a8, m, c);
+            a9 = Vector.FusedMultiplyAdd(a9, m, c); a10 = Vector.FusedMultiplyAdd(a10, m, c); a11 = Vector.FusedMultiplyAdd(a11, m, c);
+        }
+        return Vector.Sum(a0 + a1 + a2 + a3 + a4 + a5 + a6 + a7 + a8 + a9 + a10 + a11);
+    }
+
+    /// <summary>
+    /// Runs body(0..threads-1) on dedicated threads, all at once (the thread pool may hold some back), and
+    /// returns the seconds until the last one finished.
+    /// </summary>
+    static double OnThreads(int threads, Action<int> body)
+    {
+        var all = Enumerable.Range(0, threads).Select(t => new Thread(() => body(t))).ToArray();
+        var sw = Stopwatch.StartNew();
+        foreach (var t in all) t.Start();
+        foreach (var t in all) t.Join();
+        return sw.Elapsed.TotalSeconds;
+    }
+
+    /// <summary>Peak resident set of this process in bytes (VmHWM on Linux).</summary>
+    public static long PeakRssBytes()
+    {
+        using var p = Process.GetCurrentProcess();
+        return p.PeakWorkingSet64;
+    }
+}

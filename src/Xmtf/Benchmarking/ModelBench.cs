@@ -1,0 +1,158 @@
+using System.Diagnostics;
+using System.Numerics.Tensors;
+using Xmtf.Generation;
+using Xmtf.IO;
+using Xmtf.Models.Bloom;
+using Xmtf.Models.T5;
+using Xmtf.Tensors;
+
+namespace Xmtf.Benchmarking;
+
+/// <summary>What <see cref="ModelBench.Run"/> measures.</summary>
+public sealed record BenchOptions
+{
+    /// <summary>Tokens of each (random) prompt.</summary>
+    public int InputTokens { get; init; } = 64;
+    /// <summary>Decode steps timed; eos is ignored.</summary>
+    public int NewTokens { get; init; } = 64;
+    /// <summary>Prompts decoded together (tokens/s is summed over them).</summary>
+    public int Batch { get; init; } = 1;
+    /// <summary>Threads of the kernels and of the machine-limit measurements.</summary>
+    public int Threads { get; init; } = Environment.ProcessorCount;
+    /// <summary>Prompt passes; the best is reported, the others also warm up the decode path.</summary>
+    public int Repeats { get; init; } = 3;
+    /// <summary>Buffer of the bandwidth measurement: far larger than the last-level cache.</summary>
+    public long BandwidthBytes { get; init; } = 1L << 30;
+    /// <summary>Seed of the random prompts.</summary>
+    public int Seed { get; init; } = 1;
+}
+
+/// <summary>One benchmark run; <c>--json</c> prints it with snake_case keys.</summary>
+public sealed record BenchResult
+{
+    public required string Model { get; init; }
+    public required string ModelType { get; init; }
+    public required string Dtype { get; init; }
+    public required int Threads { get; init; }
+    public required int Batch { get; init; }
+    public required int InputTokens { get; init; }
+    public required int NewTokens { get; init; }
+    /// <summary>Bytes of all weight matrices in memory (<see cref="ModelCost.WeightBytes"/>).</summary>
+    public required long WeightBytes { get; init; }
+    /// <summary>Weight bytes one decode step reads, shared by the batch's rows (<see cref="ModelCost.BytesPerToken"/>).</summary>
+    public required long BytesPerToken { get; init; }
+    /// <summary>Best prompt pass: mT5's encoder and cross-attention keys/values, BLOOM's prompt through the lm_head.</summary>
+    public required double EncodeMs { get; init; }
+    public required double EncodeGflops { get; init; }
+    public required double FmaPeakGflops { get; init; }
+    /// <summary>EncodeGflops / FmaPeakGflops.</summary>
+    public required double EncodeFraction { get; init; }
+    /// <summary>Decoded tokens per second, summed over the batch.</summary>
+    public required double DecodeTokensPerS { get; init; }
+    public required double BandwidthGbps { get; init; }
+    /// <summary>Tokens/s if every step only streamed its weight bytes at the measured bandwidth.</summary>
+    public required double DecodeLimitTokensPerS { get; init; }
+    /// <summary>DecodeTokensPerS / DecodeLimitTokensPerS: the share of the bandwidth the weights got.</summary>
+    public required double BandwidthFraction { get; init; }
+    /// <summary>Peak resident set of the process up to the end of decoding (before the bandwidth buffer).</summary>
+    public required long PeakRssBytes { get; init; }
+    public required double PeakRssOverWeights { get; init; }
+}
+
+/// <summary>
+/// <c>xmtf bench</c>: prompt and decode speed of a model on random token ids, next to the machine's own
+/// limits measured in the same process with the same thread count.
+/// </summary>
+public static class ModelBench
+{
+    /// <summary>Loads an mT5/T5 or BLOOM directory by its config's model_type (no tokenizer needed).</summary>
+    public static IGenerativeModel Load(string dir, WeightType dtype)
+    {
+        string type;
+        using (var probe = Checkpoint.OpenConfig(dir)) type = probe.ModelType;
+        return type switch
+        {
+            "t5" or "mt5" => MT5Model.Load(dir, dtype),
+            "bloom" => BloomModel.Load(dir, dtype),
+            _ => throw new XmtfException($"{dir}: model_type '{type}' is not supported (mt5, t5 and bloom are)"),
+        };
+    }
+
+    /// <summary>The name <c>--dtype</c> takes for a weight type.</summary>
+    public static string Name(WeightType t) => t switch { WeightType.F32 => "f32", WeightType.BF16 => "bf16", _ => "int8" };
+
+    /// <summary><paramref name="count"/> prompts of uniformly random ids (specials included: speed does not depend on them).</summary>
+    public static int[][] RandomPrompts(int vocab, int count, int tokens, int seed)
+    {
+        var rng = new Random(seed);
+        return Enumerable.Range(0, count).Select(_ => Enumerable.Range(0, tokens).Select(_ => rng.Next(vocab)).ToArray()).ToArray();
+    }
+
+    /// <summary>Measures the model in <paramref name="dir"/> loaded as <paramref name="dtype"/>.</summary>
+    public static BenchResult Run(string dir, WeightType dtype, BenchOptions o, string? name = null)
+    {
+        if (o.InputTokens < 1 || o.NewTokens < 1 || o.Batch < 1 || o.Threads < 1 || o.Repeats < 1)
+            throw new XmtfException("input tokens, new tokens, batch, threads and repeats must be >= 1");
+        int savedThreads = Kernels.Threads;
+        Kernels.Threads = o.Threads;
+        try
+        {
+            double encodeS, decodeS;
+            ModelCost cost;
+            string modelType;
+            using (var model = Load(dir, dtype))
+            {
+                modelType = model.Family == ModelFamily.EncoderDecoder ? "mt5" : "bloom";
+                cost = ModelCost.Of(model, dtype, o.Batch, o.InputTokens);
+                (encodeS, decodeS) = Time(model, RandomPrompts(model.VocabSize, o.Batch, o.InputTokens, o.Seed), o);
+            }
+            // Read before the bandwidth buffer exists, which would dwarf a small model.
+            long rss = MachineLimits.PeakRssBytes();
+            double bandwidth = MachineLimits.ReadBandwidthGBps(o.Threads, o.BandwidthBytes);
+            double peak = MachineLimits.FmaPeakGflops(o.Threads);
+            double tokensPerS = o.NewTokens * o.Batch / decodeS;
+            double limit = bandwidth * 1e9 / cost.BytesPerToken * o.Batch;
+            double gflops = cost.PromptFlops / encodeS / 1e9;
+            return new BenchResult
+            {
+                Model = name ?? dir, ModelType = modelType, Dtype = Name(dtype), Threads = o.Threads, Batch = o.Batch,
+                InputTokens = o.InputTokens, NewTokens = o.NewTokens, WeightBytes = cost.WeightBytes, BytesPerToken = cost.BytesPerToken,
+                EncodeMs = encodeS * 1e3, EncodeGflops = gflops, FmaPeakGflops = peak, EncodeFraction = gflops / peak,
+                DecodeTokensPerS = tokensPerS, BandwidthGbps = bandwidth, DecodeLimitTokensPerS = limit, BandwidthFraction = tokensPerS / limit,
+                PeakRssBytes = rss, PeakRssOverWeights = (double)rss / cost.WeightBytes,
+            };
+        }
+        finally { Kernels.Threads = savedThreads; }
+    }
+
+    /// <summary>
+    /// Seconds of the best prompt pass and of exactly NewTokens decode steps, fed argmax tokens through
+    /// <see cref="IDecoderSession.Step"/> so eos cannot end them early. mT5's first decoder pass (the start
+    /// token) is not timed; BLOOM's prompt pass is its Prefill. The sessions before the last also run a few
+    /// steps, so the timed decode runs optimized (tiered-up) code.
+    /// </summary>
+    static (double Prompt, double Decode) Time(IGenerativeModel model, int[][] prompts, BenchOptions o)
+    {
+        bool decoderOnly = model.Family == ModelFamily.DecoderOnly;
+        int rows = prompts.Length, vocab = model.VocabSize;
+        var tokens = new int[rows];
+        double best = double.MaxValue;
+        for (int r = 0; ; r++)
+        {
+            var sw = Stopwatch.StartNew();
+            using var session = model.Start(prompts, 1, o.NewTokens);
+            var logits = decoderOnly ? session.Prefill() : default;
+            best = Math.Min(best, sw.Elapsed.TotalSeconds);
+            if (!decoderOnly) logits = session.Prefill();
+            bool last = r == o.Repeats - 1;
+            int steps = last ? o.NewTokens : Math.Min(o.NewTokens, 8);
+            sw.Restart();
+            for (int s = 0; s < steps; s++)
+            {
+                for (int i = 0; i < rows; i++) tokens[i] = TensorPrimitives.IndexOfMax(logits.Slice(i * vocab, vocab));
+                logits = session.Step(tokens);
+            }
+            if (last) return (best, sw.Elapsed.TotalSeconds);
+        }
+    }
+}
