@@ -7,6 +7,8 @@ var commands = new Dictionary<string, (Func<string[], int> Run, string Help)>
     ["generate"] = (GenerateCommand.Run, "generate text for a prompt (greedy, beam search or sampling)"),
     ["tokenize"] = (TokenizeCommand.Run, "show the token ids of a text"),
     ["score"] = (ScoreCommand.Run, "rank choices by their log-likelihood given a prompt"),
+    ["serve"] = (ServeCommand.Run, "serve a model over HTTP (TGI and OpenAI-compatible routes)"),
+    ["run"] = (RunCommand.Run, "chat with a model interactively (tokens stream; /help inside)"),
 };
 
 if (args.Length == 0 || args[0] is "-h" or "--help" or "help")
