@@ -12,7 +12,7 @@ static class RunCommand
     const string Help = """
         /set NAME VALUE   set a generate option for the next prompts, e.g. /set max-new-tokens 64, /set temperature 0.7
         /set do-sample    sample instead of greedy decoding
-        /show             the options in effect
+        /show             the command line in effect, /set options included
         /help             this help
         /bye              leave (Ctrl-D too)
         Ctrl-C stops the current generation.
@@ -29,7 +29,6 @@ static class RunCommand
     {
         var settings = argv.ToList();
         var a = Parse(settings);
-        if (a.Positional.Count > 0) throw new XmtfException($"'xmtf run' takes no positional arguments (got '{a.Positional[0]}'); type prompts once it starts");
         using var p = ModelArgs.Load(a, "run");
         var options = Checked(a, p);
         if (interactive) output.WriteLine($"{p.ModelType} model from {p.Directory}. Type a prompt, /help for commands, /bye to leave.");
@@ -41,15 +40,14 @@ static class RunCommand
             line = line.Trim();
             if (line.Length == 0) continue;
             if (line is "/help" or "/?") output.WriteLine(Help);
-            else if (line == "/show") output.WriteLine(string.Join(" ", settings.SkipWhile(s => s != "--").Skip(1).DefaultIfEmpty("(checkpoint defaults)")));
+            else if (line == "/show") output.WriteLine(string.Join(" ", settings));
             else if (line.StartsWith("/set"))
             {
                 var words = line.Split(' ', StringSplitOptions.RemoveEmptyEntries);
                 if (words.Length is < 2 or > 3) { output.WriteLine("usage: /set NAME [VALUE]"); continue; }
                 if (ModelArgs.Values.Contains(words[1]) || ModelArgs.Flags.Contains(words[1])) { output.WriteLine($"'{words[1]}' is fixed for the session; restart 'xmtf run' to change it"); continue; }
-                var next = settings.Contains("--") ? settings.ToList() : [.. settings, "--"];
-                next.Add("--" + words[1]);
-                if (words.Length == 3) next.Add(words[2]);
+                // A later value of an option overrides the earlier one, so /set appends to the command line.
+                List<string> next = [.. settings, "--" + words[1], .. words[2..]];
                 try
                 {
                     options = Checked(Parse(next), p);
@@ -62,9 +60,12 @@ static class RunCommand
         }
     }
 
-    // "--" separates the command line from options added by /set; the parser sees one list without it.
-    static Args Parse(List<string> settings) =>
-        Args.Parse("run", settings.Where(s => s != "--").ToArray(), GenerateCommand.Values.Where(v => v != "batch-size"), [.. ModelArgs.Flags, "do-sample"]);
+    static Args Parse(List<string> settings)
+    {
+        var a = Args.Parse("run", settings.ToArray(), GenerateCommand.Values.Where(v => v != "batch-size"), [.. ModelArgs.Flags, "do-sample"]);
+        if (a.Positional.Count > 0) throw new XmtfException($"'xmtf run' takes no positional arguments (got '{a.Positional[0]}'); type prompts once it starts");
+        return a;
+    }
 
     static GenerationOptions Checked(Args a, Pipeline p)
     {

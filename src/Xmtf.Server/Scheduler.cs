@@ -113,7 +113,7 @@ public sealed class Scheduler : IDisposable
                 _starting ??= Admit();
                 if (_active.Count == 0) { _wake.WaitOne(); continue; }
                 foreach (var b in _active) Step(b);
-                _active.RemoveAll(b => b.Done && Dispose(b));
+                _active.RemoveAll(b => b.Done && Release(b));
             }
         }
         finally
@@ -121,8 +121,8 @@ public sealed class Scheduler : IDisposable
             var shutdown = new ApiException(503, "the server is shutting down");
             _starting?.Wait();
             if (_starting?.Result is { } b) _active.Add(b);
-            foreach (var a in _active) { foreach (var r in a.Rows) Fail(r.Job, shutdown); Dispose(a); }
-            lock (_queue) while (_queue.TryDequeue(out var j)) Fail(j, shutdown);
+            foreach (var a in _active) { foreach (var r in a.Rows) r.Job.Complete(shutdown); Release(a); }
+            lock (_queue) while (_queue.TryDequeue(out var j)) j.Complete(shutdown);
         }
     }
 
@@ -161,7 +161,7 @@ public sealed class Scheduler : IDisposable
         catch (Exception e)
         {
             session?.Dispose();
-            foreach (var j in jobs) { Interlocked.Add(ref _liveRows, -j.Request.N); Fail(j, Error(e)); }
+            foreach (var j in jobs) { Interlocked.Add(ref _liveRows, -j.Request.N); j.Complete(Error(e)); }
             return null;
         }
     }
@@ -171,7 +171,7 @@ public sealed class Scheduler : IDisposable
         try { Choose(b, b.Session.Step(b.Tokens)); }
         catch (Exception e)
         {
-            foreach (var r in b.Rows.Where(r => r.Reason is null)) { Fail(r.Job, Error(e)); Finish(r, "error"); }
+            foreach (var r in b.Rows.Where(r => r.Reason is null)) { r.Job.Complete(Error(e)); Finish(r, "error"); }
         }
     }
 
@@ -216,8 +216,6 @@ public sealed class Scheduler : IDisposable
         row.Job.Finish(row.Seq, new GeneratedText(_pipeline.Decode(row.Generated.ToArray()), row.Generated.ToArray(), reason, null));
     }
 
-    static void Fail(Job job, Exception e) => job.Complete(e);
-
     // Engine errors on a request's input (an id outside the vocabulary) are the client's: 422.
     static Exception Error(Exception e) => e switch
     {
@@ -226,7 +224,7 @@ public sealed class Scheduler : IDisposable
         _ => e,
     };
 
-    bool Dispose(Batch b) { b.Session.Dispose(); return true; }
+    static bool Release(Batch b) { b.Session.Dispose(); return true; }
 
     static float LogSumExp(ReadOnlySpan<float> x)
     {

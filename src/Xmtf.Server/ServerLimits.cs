@@ -15,8 +15,9 @@ public sealed record ServerLimits
     /// <summary>Checks that every limit is positive.</summary>
     public void Validate()
     {
-        if (MaxInputTokens < 1 || MaxNewTokens < 1 || MaxConcurrent < 1 || MaxQueue < 0)
-            throw new XmtfException("limits must be >= 1 (max-queue >= 0)");
+        // Every request waits in the queue, if only until the next decode step: max-queue 0 would refuse all.
+        if (MaxInputTokens < 1 || MaxNewTokens < 1 || MaxConcurrent < 1 || MaxQueue < 1)
+            throw new XmtfException("max-input-tokens, max-new-tokens, max-concurrent and max-queue must be >= 1");
     }
 }
 

@@ -19,11 +19,12 @@ static class TgiApi
         var temperature = p.Number("temperature");
         var topK = p.Int("top_k");
         var topP = p.Number("top_p");
+        var doSample = p.Bool("do_sample");
         if (temperature is <= 0) throw new ApiException(422, "'parameters.temperature' must be strictly positive");
         var sampling = new Sampling
         {
             MaxNewTokens = p.Int("max_new_tokens"),
-            DoSample = p.Bool("do_sample") is true || temperature is not null && temperature != 1 || topK is > 0 || topP is < 1 ? true : null,
+            DoSample = temperature is not null && temperature != 1 || topK is > 0 || topP is < 1 ? true : doSample,
             Temperature = (float?)temperature,
             TopK = topK,
             TopP = (float?)topP,
