@@ -256,7 +256,7 @@ public sealed class Scheduler : IDisposable
         lock (_queue) { _accepting = false; _disposed = true; }
         _wake.Set();
         _loop.Join();
-        _wake.Dispose();
+        // _wake is left to the finalizer: a starting batch's continuation may still signal it.
     }
 
     sealed class Batch(IDecoderSession session, Row[] rows, int vocab)
