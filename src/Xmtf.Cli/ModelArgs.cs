@@ -8,8 +8,8 @@ namespace Xmtf.Cli;
 /// <summary>Options every model-taking command shares, and the JSON-lines plumbing of the batch form.</summary>
 static class ModelArgs
 {
-    public static readonly string[] Values = ["model", "dtype", "threads"];
-    public static readonly string[] Flags = ["use-bin", "use-spiece"];
+    public static readonly string[] Values = ["model", "dtype", "threads", .. HubCli.ValueOptions];
+    public static readonly string[] Flags = ["use-bin", "use-spiece", .. HubCli.FlagOptions];
 
     public static readonly JsonSerializerOptions Json = new() { Encoder = JavaScriptEncoder.UnsafeRelaxedJsonEscaping };
 
@@ -28,7 +28,7 @@ static class ModelArgs
             if (t < 1) throw new XmtfException("--threads must be >= 1");
             Kernels.Threads = t;
         }
-        var dir = a.Require("model", command);
+        var dir = HubCli.ResolveModel(a, a.Require("model", command));
         return Pipeline.Load(dir, new LoadOptions
         {
             DType = ParseDType(a.Get("dtype")),

@@ -7,6 +7,11 @@ var commands = new Dictionary<string, (Func<string[], int> Run, string Help)>
     ["generate"] = (GenerateCommand.Run, "generate text for a prompt (greedy, beam search or sampling)"),
     ["tokenize"] = (TokenizeCommand.Run, "show the token ids of a text"),
     ["score"] = (ScoreCommand.Run, "rank choices by their log-likelihood given a prompt"),
+    ["download"] = (HubCommands.Download, "download a model from the Hugging Face Hub into the cache"),
+    ["list"] = (HubCommands.List, "list the models in the Hub cache with their sizes"),
+    ["rm"] = (HubCommands.Remove, "remove a model from the Hub cache"),
+    ["eval"] = (EvalCommand.Run, EvalCommand.Help),
+    ["prompts"] = (PromptsCommand.Run, PromptsCommand.Help),
     ["serve"] = (ServeCommand.Run, "serve a model over HTTP (TGI and OpenAI-compatible routes)"),
     ["run"] = (RunCommand.Run, "chat with a model interactively (tokens stream; /help inside)"),
 };
@@ -21,6 +26,11 @@ if (!commands.TryGetValue(args[0], out var command))
 {
     Console.Error.WriteLine($"xmtf: unknown command '{args[0]}' (see 'xmtf --help')");
     return 2;
+}
+if (Usage.Of(args[0]) is { } usage && args.Skip(1).Any(a => a is "--help" or "-h"))
+{
+    Console.WriteLine(usage);
+    return 0;
 }
 try
 {

@@ -5,8 +5,8 @@ static class TokenizeCommand
 {
     public static int Run(string[] argv)
     {
-        var a = Args.Parse("tokenize", argv, ["model"], ["json", "use-spiece"]);
-        var dir = a.Require("model", "tokenize");
+        var a = Args.Parse("tokenize", argv, ["model", .. HubCli.ValueOptions], ["json", "use-spiece", .. HubCli.FlagOptions]);
+        var dir = HubCli.ResolveModel(a, a.Require("model", "tokenize"));
         var tok = Tokenization.Tokenizers.Load(dir, a.Flag("use-spiece"));
         var text = ModelArgs.SingleText(a, "tokenize");
         object Result(int[] ids) => new { ids, tokens = ids.Select(i => i < tok.VocabSize ? tok.IdToToken(i) : null).ToArray() };

@@ -30,7 +30,7 @@ public sealed unsafe class PyTorchFile : ITensorFile
     {
         Path = path;
         long length;
-        try { length = new FileInfo(path).Length; }
+        try { using var h = File.OpenHandle(path); length = RandomAccess.GetLength(h); } // FileInfo.Length would give a symlink's own size (Hub cache snapshots are symlinks)
         catch (Exception e) { throw new XmtfException($"{path}: cannot open: {e.Message}", e); }
         if (length < 22) throw new XmtfException($"{path}: too small ({length} bytes) to be a torch zip checkpoint");
         _map = MemoryMappedFile.CreateFromFile(path, FileMode.Open, null, 0, MemoryMappedFileAccess.Read);

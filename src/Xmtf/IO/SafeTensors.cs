@@ -24,7 +24,7 @@ public sealed unsafe class SafeTensorsFile : ITensorFile
     {
         Path = path;
         long length;
-        try { length = new FileInfo(path).Length; }
+        try { using var h = File.OpenHandle(path); length = RandomAccess.GetLength(h); } // FileInfo.Length would give a symlink's own size (Hub cache snapshots are symlinks)
         catch (Exception e) { throw new XmtfException($"{path}: cannot open: {e.Message}", e); }
         if (length < 8) throw new XmtfException($"{path}: truncated safetensors file ({length} bytes)");
         _map = MemoryMappedFile.CreateFromFile(path, FileMode.Open, null, 0, MemoryMappedFileAccess.Read);

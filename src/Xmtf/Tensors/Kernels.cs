@@ -1,6 +1,7 @@
 using System.Numerics.Tensors;
 using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
 
 namespace Xmtf.Tensors;
 
@@ -20,29 +21,83 @@ public static unsafe class Kernels
     public static void MatMul(float* x, int n, Weight w, float* y, bool accumulate = false)
     {
         int m = w.Rows;
+        float[]? split = null;
+        if (n == 1 && w.Type == WeightType.BF16 && Vector512.IsHardwareAccelerated)
+        {
+            // bf16 pairs read as one uint32 widen with a shift (even element) and a mask (odd element)
+            // when x is stored evens-then-odds per 32: two ops per 16 weights instead of four.
+            split = _split is { } b && b.Length >= w.Cols ? b : _split = new float[w.Cols];
+            SplitEvenOdd(x, split, w.Cols);
+        }
+        fixed (float* xs = split) MatMulParallel(x, xs is null ? x : xs, n, w, y, accumulate);
+    }
+
+    [ThreadStatic] static float[]? _split;
+
+    static void SplitEvenOdd(float* x, float[] dst, int k)
+    {
+        int i = 0;
+        for (; i + 32 <= k; i += 32)
+            for (int j = 0; j < 16; j++) { dst[i + j] = x[i + 2 * j]; dst[i + 16 + j] = x[i + 2 * j + 1]; }
+        for (; i < k; i++) dst[i] = x[i];
+    }
+
+    /// <param name="xs">x, or for a bf16 GEMV x split evens-then-odds</param>
+    static void MatMulParallel(float* x, float* xs, int n, Weight w, float* y, bool accumulate)
+    {
+        int m = w.Rows;
         int blocks = (m + RowBlock - 1) / RowBlock;
         // Enough chunks for load balance, few enough that each one streams a good slice of the weight.
         int chunks = Math.Min(blocks, Math.Max(1, Threads) * 8);
-        nint px = (nint)x, py = (nint)y;
+        nint px = (nint)x, pxs = (nint)xs, py = (nint)y;
         if (chunks <= 1 || Threads <= 1 || (long)m * w.Cols * Math.Max(n, 1) < 32_768)
         {
-            MatMulRows(x, n, w, y, 0, m, accumulate);
+            MatMulRows(x, xs, n, w, y, 0, m, accumulate);
             return;
         }
         Parallel.For(0, chunks, new ParallelOptions { MaxDegreeOfParallelism = Threads }, c =>
         {
             int r0 = (int)((long)blocks * c / chunks) * RowBlock;
             int r1 = Math.Min(m, (int)((long)blocks * (c + 1) / chunks) * RowBlock);
-            MatMulRows((float*)px, n, w, (float*)py, r0, r1, accumulate);
+            MatMulRows((float*)px, (float*)pxs, n, w, (float*)py, r0, r1, accumulate);
         });
     }
 
     [ThreadStatic] static float[]? _scratch;
 
-    static void MatMulRows(float* x, int n, Weight w, float* y, int r0, int r1, bool accumulate)
+    /// <summary>
+    /// Output columns [r0, r1) for all n input rows. One input row (decoding) streams each weight row
+    /// once, widening bf16/int8 in registers. Several rows (encoder, prompt) widen a 4-row block once and
+    /// run a 4x4 register tile over it, so each weight byte is read from memory once per call.
+    /// </summary>
+    static void MatMulRows(float* x, float* xs, int n, Weight w, float* y, int r0, int r1, bool accumulate)
     {
         int k = w.Cols, m = w.Rows;
-        float* rows;
+        if (n == 1)
+        {
+            for (int r = r0; r < r1; r += RowBlock)
+            {
+                int nr = Math.Min(RowBlock, r1 - r);
+                if (nr == RowBlock)
+                {
+                    float d0, d1, d2, d3;
+                    switch (w.Type)
+                    {
+                        case WeightType.F32: Dot4(x, (float*)w.Data + (long)r * k, k, out d0, out d1, out d2, out d3); break;
+                        case WeightType.BF16: Dot4Bf16(xs, (ushort*)w.Data + (long)r * k, k, out d0, out d1, out d2, out d3); break;
+                        default: Dot4I8(x, (sbyte*)w.Data + (long)r * k, w.Scales + (long)r * k / Weight.GroupSize, k, out d0, out d1, out d2, out d3); break;
+                    }
+                    Store4(y + r, d0, d1, d2, d3, accumulate);
+                }
+                else
+                    for (int j = 0; j < nr; j++)
+                    {
+                        float d = DotRow(x, w, r + j);
+                        y[r + j] = accumulate ? y[r + j] + d : d;
+                    }
+            }
+            return;
+        }
         float[]? scratch = null;
         if (w.Type != WeightType.F32)
         {
@@ -54,17 +109,19 @@ public static unsafe class Kernels
             for (int r = r0; r < r1; r += RowBlock)
             {
                 int nr = Math.Min(RowBlock, r1 - r);
-                if (w.Type == WeightType.F32) rows = (float*)w.Data + (long)r * k;
-                else { Widen(w, r, nr, s); rows = s; }
-                for (int i = 0; i < n; i++)
+                float* rows = (float*)w.Data + (long)r * k;
+                if (w.Type != WeightType.F32) { Widen(w, r, nr, s); rows = s; }
+                int i = 0;
+                if (nr == RowBlock)
+                    for (; i + 4 <= n; i += 4) Tile4x4(x + (long)i * k, k, rows, y + (long)i * m + r, m, accumulate);
+                for (; i < n; i++)
                 {
                     float* xi = x + (long)i * k;
                     float* yi = y + (long)i * m + r;
                     if (nr == RowBlock)
                     {
                         Dot4(xi, rows, k, out var d0, out var d1, out var d2, out var d3);
-                        if (accumulate) { yi[0] += d0; yi[1] += d1; yi[2] += d2; yi[3] += d3; }
-                        else { yi[0] = d0; yi[1] = d1; yi[2] = d2; yi[3] = d3; }
+                        Store4(yi, d0, d1, d2, d3, accumulate);
                     }
                     else
                         for (int j = 0; j < nr; j++)
@@ -75,6 +132,138 @@ public static unsafe class Kernels
                 }
             }
         }
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static void Store4(float* y, float d0, float d1, float d2, float d3, bool accumulate)
+    {
+        if (accumulate) { y[0] += d0; y[1] += d1; y[2] += d2; y[3] += d3; }
+        else { y[0] = d0; y[1] = d1; y[2] = d2; y[3] = d3; }
+    }
+
+    /// <summary>x · row r of w, any weight type (tails of the row blocks).</summary>
+    static float DotRow(float* x, Weight w, int r)
+    {
+        Span<float> row = w.Cols <= 4096 ? stackalloc float[w.Cols] : new float[w.Cols];
+        w.ReadRow(r, row);
+        return TensorPrimitives.Dot(new ReadOnlySpan<float>(x, w.Cols), row);
+    }
+
+    /// <summary>
+    /// y[4, 4] (+)= x[4 rows, k] · w[4 rows, k]ᵀ with sixteen independent accumulators, enough to hide
+    /// the FMA latency; x and w rows are each loaded once per step for four FMAs.
+    /// </summary>
+    static void Tile4x4(float* x, int k, float* w, float* y, int ldy, bool accumulate)
+    {
+        if (!Vector512.IsHardwareAccelerated || k % 16 != 0)
+        {
+            for (int i = 0; i < 4; i++)
+            {
+                Dot4(x + (long)i * k, w, k, out var d0, out var d1, out var d2, out var d3);
+                Store4(y + (long)i * ldy, d0, d1, d2, d3, accumulate);
+            }
+            return;
+        }
+        float* x1 = x + k, x2 = x1 + k, x3 = x2 + k, w1 = w + k, w2 = w1 + k, w3 = w2 + k;
+        Vector512<float> a00 = default, a01 = default, a02 = default, a03 = default, a10 = default, a11 = default, a12 = default, a13 = default,
+            a20 = default, a21 = default, a22 = default, a23 = default, a30 = default, a31 = default, a32 = default, a33 = default;
+        for (int i = 0; i < k; i += 16)
+        {
+            var b0 = Vector512.Load(w + i); var b1 = Vector512.Load(w1 + i); var b2 = Vector512.Load(w2 + i); var b3 = Vector512.Load(w3 + i);
+            var v = Vector512.Load(x + i);
+            a00 = Vector512.FusedMultiplyAdd(v, b0, a00); a01 = Vector512.FusedMultiplyAdd(v, b1, a01); a02 = Vector512.FusedMultiplyAdd(v, b2, a02); a03 = Vector512.FusedMultiplyAdd(v, b3, a03);
+            v = Vector512.Load(x1 + i);
+            a10 = Vector512.FusedMultiplyAdd(v, b0, a10); a11 = Vector512.FusedMultiplyAdd(v, b1, a11); a12 = Vector512.FusedMultiplyAdd(v, b2, a12); a13 = Vector512.FusedMultiplyAdd(v, b3, a13);
+            v = Vector512.Load(x2 + i);
+            a20 = Vector512.FusedMultiplyAdd(v, b0, a20); a21 = Vector512.FusedMultiplyAdd(v, b1, a21); a22 = Vector512.FusedMultiplyAdd(v, b2, a22); a23 = Vector512.FusedMultiplyAdd(v, b3, a23);
+            v = Vector512.Load(x3 + i);
+            a30 = Vector512.FusedMultiplyAdd(v, b0, a30); a31 = Vector512.FusedMultiplyAdd(v, b1, a31); a32 = Vector512.FusedMultiplyAdd(v, b2, a32); a33 = Vector512.FusedMultiplyAdd(v, b3, a33);
+        }
+        Store4(y, Vector512.Sum(a00), Vector512.Sum(a01), Vector512.Sum(a02), Vector512.Sum(a03), accumulate);
+        Store4(y + ldy, Vector512.Sum(a10), Vector512.Sum(a11), Vector512.Sum(a12), Vector512.Sum(a13), accumulate);
+        Store4(y + 2 * ldy, Vector512.Sum(a20), Vector512.Sum(a21), Vector512.Sum(a22), Vector512.Sum(a23), accumulate);
+        Store4(y + 3 * ldy, Vector512.Sum(a30), Vector512.Sum(a31), Vector512.Sum(a32), Vector512.Sum(a33), accumulate);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static Vector512<float> Bf16Even(Vector512<uint> v) => Vector512.ShiftLeft(v, 16).AsSingle();
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static Vector512<float> Bf16Odd(Vector512<uint> v) => (v & Vector512.Create(0xFFFF0000u)).AsSingle();
+
+    /// <summary>
+    /// Four dot products of x with four bf16 rows, widened in registers. x arrives split evens-then-odds
+    /// per 32 elements (see <see cref="SplitEvenOdd"/>) when the vector path runs.
+    /// </summary>
+    static void Dot4Bf16(float* x, ushort* w, int k, out float d0, out float d1, out float d2, out float d3)
+    {
+        int i = 0;
+        ushort* w1 = w + k, w2 = w1 + k, w3 = w2 + k;
+        d0 = d1 = d2 = d3 = 0;
+        if (Vector512.IsHardwareAccelerated)
+        {
+            Vector512<float> a0 = default, a1 = default, a2 = default, a3 = default, b0 = default, b1 = default, b2 = default, b3 = default;
+            for (; i + 32 <= k; i += 32)
+            {
+                var xe = Vector512.Load(x + i); var xo = Vector512.Load(x + i + 16);
+                var v = Vector512.Load((uint*)(w + i)); a0 = Vector512.FusedMultiplyAdd(xe, Bf16Even(v), a0); b0 = Vector512.FusedMultiplyAdd(xo, Bf16Odd(v), b0);
+                v = Vector512.Load((uint*)(w1 + i)); a1 = Vector512.FusedMultiplyAdd(xe, Bf16Even(v), a1); b1 = Vector512.FusedMultiplyAdd(xo, Bf16Odd(v), b1);
+                v = Vector512.Load((uint*)(w2 + i)); a2 = Vector512.FusedMultiplyAdd(xe, Bf16Even(v), a2); b2 = Vector512.FusedMultiplyAdd(xo, Bf16Odd(v), b2);
+                v = Vector512.Load((uint*)(w3 + i)); a3 = Vector512.FusedMultiplyAdd(xe, Bf16Even(v), a3); b3 = Vector512.FusedMultiplyAdd(xo, Bf16Odd(v), b3);
+            }
+            d0 = Vector512.Sum(a0 + b0); d1 = Vector512.Sum(a1 + b1); d2 = Vector512.Sum(a2 + b2); d3 = Vector512.Sum(a3 + b3);
+        }
+        for (; i < k; i++)
+        {
+            float xv = x[i];
+            d0 += xv * BitConverter.UInt32BitsToSingle((uint)w[i] << 16); d1 += xv * BitConverter.UInt32BitsToSingle((uint)w1[i] << 16);
+            d2 += xv * BitConverter.UInt32BitsToSingle((uint)w2[i] << 16); d3 += xv * BitConverter.UInt32BitsToSingle((uint)w3[i] << 16);
+        }
+    }
+
+    /// <summary>
+    /// Four dot products of x with four int8 rows of 32-element groups: each group's partial sum is
+    /// scaled once (q8_0 style), in registers.
+    /// </summary>
+    static void Dot4I8(float* x, sbyte* q, float* scales, int k, out float d0, out float d1, out float d2, out float d3)
+    {
+        int groups = k / Weight.GroupSize; // FromF32 keeps rows that are not whole groups in fp32
+        sbyte* q1 = q + k, q2 = q1 + k, q3 = q2 + k;
+        float* s1 = scales + groups, s2 = s1 + groups, s3 = s2 + groups;
+        if (!Avx512F.IsSupported)
+        {
+            float G(sbyte* qr, float* sr)
+            {
+                float acc = 0;
+                for (int g = 0; g < groups; g++)
+                {
+                    float part = 0;
+                    for (int j = 0; j < Weight.GroupSize; j++) part += x[g * Weight.GroupSize + j] * qr[g * Weight.GroupSize + j];
+                    acc += part * sr[g];
+                }
+                return acc;
+            }
+            d0 = G(q, scales); d1 = G(q1, s1); d2 = G(q2, s2); d3 = G(q3, s3);
+            return;
+        }
+        Vector512<float> a0 = default, a1 = default, a2 = default, a3 = default;
+        for (int g = 0; g < groups; g++)
+        {
+            int i = g * Weight.GroupSize;
+            var xl = Vector512.Load(x + i); var xh = Vector512.Load(x + i + 16);
+            a0 = Vector512.FusedMultiplyAdd(GroupDot(xl, xh, q + i), Vector512.Create(scales[g]), a0);
+            a1 = Vector512.FusedMultiplyAdd(GroupDot(xl, xh, q1 + i), Vector512.Create(s1[g]), a1);
+            a2 = Vector512.FusedMultiplyAdd(GroupDot(xl, xh, q2 + i), Vector512.Create(s2[g]), a2);
+            a3 = Vector512.FusedMultiplyAdd(GroupDot(xl, xh, q3 + i), Vector512.Create(s3[g]), a3);
+        }
+        d0 = Vector512.Sum(a0); d1 = Vector512.Sum(a1); d2 = Vector512.Sum(a2); d3 = Vector512.Sum(a3);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static Vector512<float> GroupDot(Vector512<float> xl, Vector512<float> xh, sbyte* q)
+    {
+        var lo = Avx512F.ConvertToVector512Single(Avx512F.ConvertToVector512Int32(Vector128.Load(q)));
+        var hi = Avx512F.ConvertToVector512Single(Avx512F.ConvertToVector512Int32(Vector128.Load(q + 16)));
+        return Vector512.FusedMultiplyAdd(xh, hi, xl * lo);
     }
 
     /// <summary>Rows [r, r+nr) of a bf16 / int8 weight widened to fp32 into dst.</summary>

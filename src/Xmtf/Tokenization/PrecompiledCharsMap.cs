@@ -46,7 +46,7 @@ internal sealed class PrecompiledCharsMap
             if ((unit >> 8 & 1) == 0) continue; // no leaf here
             if (pos >= _units.Length) return matched;
             int value = (int)(_units[pos] & 0x7FFFFFFFu);
-            if (value >= _normalized.Length) throw new FormatException($"precompiled charsmap offset {value} out of range");
+            if (value >= _normalized.Length) throw new XmtfException($"corrupt precompiled charsmap: replacement offset {value} out of range");
             var rest = _normalized.AsSpan(value);
             int end = rest.IndexOf((byte)0);
             replacement = end < 0 ? rest : rest[..end];

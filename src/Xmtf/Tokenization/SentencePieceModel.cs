@@ -129,6 +129,7 @@ internal sealed class SentencePieceModel
     /// <summary>Protobuf wire-format reader over one message; every read is bounds-checked.</summary>
     ref struct ProtoReader(ReadOnlySpan<byte> data)
     {
+        static readonly UTF8Encoding StrictUtf8 = new(false, true);
         readonly ReadOnlySpan<byte> _data = data;
         int _pos;
 
@@ -167,7 +168,7 @@ internal sealed class SentencePieceModel
 
         public string String()
         {
-            try { return new UTF8Encoding(false, true).GetString(Bytes()); }
+            try { return StrictUtf8.GetString(Bytes()); }
             catch (DecoderFallbackException e) { throw new FormatException("invalid UTF-8 in a string field", e); }
         }
 

@@ -14,7 +14,6 @@ public sealed class T5Tokenizer : ITokenizer
     readonly SentencePieceModel _model;
     readonly SentencePieceNormalizer _normalizer;
     readonly Unigram _unigram;
-    readonly Dictionary<string, int> _pieceIds = new(StringComparer.Ordinal);
     readonly string[] _specialTokens;
     readonly bool _cleanUp;
 
@@ -35,7 +34,6 @@ public sealed class T5Tokenizer : ITokenizer
         if (model.ByteFallback) throw new XmtfException($"{path}: byte_fallback sentencepiece models are not supported");
         _model = model;
         _cleanUp = cleanUp;
-        for (int id = 0; id < model.Pieces.Length; id++) _pieceIds.TryAdd(model.Pieces[id], id);
 
         PrecompiledCharsMap? charsMap = null;
         try { if (model.PrecompiledCharsMap.Length > 0) charsMap = new PrecompiledCharsMap(model.PrecompiledCharsMap); }
@@ -56,17 +54,17 @@ public sealed class T5Tokenizer : ITokenizer
                 : model.Scores[i];
         if ((uint)model.UnkId >= model.Pieces.Length || model.Types[model.UnkId] != PieceType.Unknown)
             throw new XmtfException($"{path}: unk_id {model.UnkId} is not an unknown-type piece");
-        _unigram = new Unigram(model.Pieces, scores,
-            i => model.Types[i] is PieceType.Normal or PieceType.UserDefined, model.UnkId, min - 10f);
+        var matchable = model.Types.Select(t => t is PieceType.Normal or PieceType.UserDefined).ToArray();
+        _unigram = new Unigram(model.Pieces, scores, matchable, model.UnkId, min - 10f);
 
         EosTokenId = PieceId("</s>");
         PadTokenId = PieceId("<pad>");
         UnkTokenId = PieceId("<unk>");
         if (EosTokenId is null) throw new XmtfException($"{path}: the vocabulary has no </s> piece");
-        _specialTokens = [.. new[] { "</s>", "<unk>", "<pad>" }.Where(t => _pieceIds.ContainsKey(t))];
+        _specialTokens = [.. new[] { "</s>", "<unk>", "<pad>" }.Where(t => PieceId(t) is not null)];
     }
 
-    int? PieceId(string piece) => _pieceIds.TryGetValue(piece, out int id) ? id : null;
+    int? PieceId(string piece) => _unigram.TryGetId(piece, out int id) ? id : null;
 
     /// <inheritdoc/>
     public int[] Encode(string text, bool addSpecialTokens = true)
@@ -74,7 +72,7 @@ public sealed class T5Tokenizer : ITokenizer
         var ids = new List<int>();
         foreach (var (start, length, token) in TokenizerText.Split(text, _specialTokens))
         {
-            if (token >= 0) ids.Add(_pieceIds[_specialTokens[token]]);
+            if (token >= 0) ids.Add(PieceId(_specialTokens[token])!.Value);
             else _unigram.Encode(Normalize(text.Substring(start, length)), ids);
         }
         if (addSpecialTokens && (ids.Count == 0 || ids[^1] != EosTokenId)) ids.Add(EosTokenId!.Value);
@@ -145,7 +143,7 @@ public sealed class T5Tokenizer : ITokenizer
         var sb = new StringBuilder();
         foreach (var piece in pieces)
         {
-            int id = _pieceIds.GetValueOrDefault(piece, _model.UnkId);
+            int id = PieceId(piece) ?? _model.UnkId;
             switch (_model.Types[id])
             {
                 case PieceType.Control: break;

@@ -75,7 +75,7 @@ public sealed class T5TokenizerFast : ITokenizer
         int unkId = unk.GetInt32();
         if ((uint)unkId >= _vocab.Length) throw new FormatException($"unk_id {unkId} outside the vocabulary");
         // HF Unigram: every vocabulary entry is matchable; unknown characters score min - 10.
-        _unigram = new Unigram(_vocab, scores, _ => true, unkId, scores.Min() - 10.0);
+        _unigram = new Unigram(_vocab, scores, null, unkId, scores.Min() - 10.0);
 
         var added = root.GetProperty("added_tokens").EnumerateArray().ToArray();
         foreach (var a in added)

@@ -2,6 +2,7 @@ using System.Net.Http.Json;
 using System.Text;
 using System.Text.Json;
 using Microsoft.AspNetCore.Builder;
+using Xmtf.Generation;
 using Xmtf.Server;
 
 namespace Xmtf.Tests.Server;
@@ -54,7 +55,7 @@ public sealed class TestServer : IAsyncDisposable
     }
 
     /// <summary>Greedy text of <see cref="Pipeline.Generate"/> for the same prompt: what the server must answer.</summary>
-    public Generation.GenerationOptions Greedy(int maxNewTokens) => Pipeline.Model.Defaults.Options with { MaxNewTokens = maxNewTokens, TopK = 0 };
+    public GenerationOptions Greedy(int maxNewTokens) => Pipeline.Model.Defaults.Options with { MaxNewTokens = maxNewTokens, TopK = 0 };
 
     public string Expected(string prompt, int maxNewTokens, params string[] stop) =>
         Pipeline.Generate([Pipeline.EncodePrompt(prompt)], Greedy(maxNewTokens) with { StopStrings = stop })[0][0].Text;

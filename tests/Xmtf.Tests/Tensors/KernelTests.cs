@@ -1,0 +1,51 @@
+using Xmtf.Tensors;
+
+namespace Xmtf.Tests.Tensors;
+
+/// <summary>The matrix kernels against a plain triple loop, over shapes that hit every tail.</summary>
+public unsafe class KernelTests
+{
+    [Theory]
+    [InlineData(1, 7, 5), InlineData(1, 64, 33), InlineData(1, 96, 130), InlineData(3, 64, 9), InlineData(4, 128, 8)]
+    [InlineData(7, 96, 13), InlineData(9, 1024, 37), InlineData(64, 512, 300)]
+    public void MatMulMatchesReference(int n, int k, int m)
+    {
+        var rnd = new Random(n * 1000 + k * 10 + m);
+        var x = Enumerable.Range(0, n * k).Select(_ => (float)(rnd.NextDouble() - 0.5)).ToArray();
+        var wf = Enumerable.Range(0, m * k).Select(_ => (float)(rnd.NextDouble() - 0.5)).ToArray();
+        foreach (var type in new[] { WeightType.F32, WeightType.BF16, WeightType.I8 })
+        {
+            using var w = Weight.FromF32(wf, m, k, type);
+            // The reference uses the weight as stored (rounded to bf16 / int8), read back row by row.
+            var stored = new float[m * k];
+            for (int r = 0; r < m; r++) w.ReadRow(r, stored.AsSpan(r * k, k));
+            var y = Enumerable.Repeat(1f, n * m).ToArray();
+            foreach (var threads in new[] { 1, 2 })
+            {
+                Kernels.Threads = threads;
+                foreach (var accumulate in new[] { false, true })
+                {
+                    Array.Fill(y, 1f);
+                    fixed (float* px = x, py = y) Kernels.MatMul(px, n, w, py, accumulate);
+                    for (int i = 0; i < n; i++)
+                        for (int r = 0; r < m; r++)
+                        {
+                            double d = accumulate ? 1 : 0;
+                            for (int j = 0; j < k; j++) d += x[i * k + j] * stored[r * k + j];
+                            Assert.True(Math.Abs(d - y[i * m + r]) < 1e-4 * (1 + Math.Abs(d)), $"{type} threads={threads} acc={accumulate} [{i},{r}]: {d} vs {y[i * m + r]}");
+                        }
+                }
+            }
+        }
+        Kernels.Threads = Environment.ProcessorCount;
+    }
+
+    [Fact]
+    public void Bf16RoundsToNearestEven()
+    {
+        Assert.Equal(0x3F80, Weight.ToBF16(1f));
+        Assert.Equal(0x3F80, Weight.ToBF16(BitConverter.UInt32BitsToSingle(0x3F808000))); // tie → even
+        Assert.Equal(0x3F82, Weight.ToBF16(BitConverter.UInt32BitsToSingle(0x3F818000))); // tie → even (up)
+        Assert.Equal(0x3F81, Weight.ToBF16(BitConverter.UInt32BitsToSingle(0x3F808001)));
+    }
+}
