@@ -9,7 +9,7 @@ namespace Xmtf.Cli;
 /// </summary>
 static class GenerateCommand
 {
-    static readonly string[] Values =
+    public static readonly string[] Values =
     [
         .. ModelArgs.Values, "max-new-tokens", "min-new-tokens", "num-beams", "length-penalty", "early-stopping",
         "num-return-sequences", "temperature", "top-k", "top-p", "seed", "repetition-penalty", "no-repeat-ngram-size",

@@ -14,6 +14,8 @@ var commands = new Dictionary<string, (Func<string[], int> Run, string Help)>
     ["prompts"] = (PromptsCommand.Run, PromptsCommand.Help),
     ["init"] = (InitCommand.Run, "write a random-weight model of a released checkpoint's shape"),
     ["bench"] = (BenchCommand.Run, "measure prompt and decode speed against the machine's limits, or dtype quality"),
+    ["serve"] = (ServeCommand.Run, "serve a model over HTTP (TGI and OpenAI-compatible routes)"),
+    ["run"] = (RunCommand.Run, "chat with a model interactively (tokens stream; /help inside)"),
 };
 
 if (args.Length == 0 || args[0] is "-h" or "--help" or "help")

@@ -93,21 +93,15 @@ public sealed class Pipeline : IDisposable
     public async IAsyncEnumerable<string> StreamAsync(int[] prompt, GenerationOptions options,
         [System.Runtime.CompilerServices.EnumeratorCancellation] CancellationToken cancel = default)
     {
-        var ids = new List<int>();
-        string sent = "";
+        var text = new TextStream(this);
         await foreach (var t in Generator.StreamAsync(Model, prompt, options, cancel))
         {
-            ids.Add(t);
-            var text = Decode(ids.ToArray());
-            // Hold back text that ends in an incomplete character (U+FFFD) until the next token completes it.
-            if (text.EndsWith('\uFFFD') || !text.StartsWith(sent, StringComparison.Ordinal)) continue;
-            var piece = text[sent.Length..];
-            sent = text;
+            var piece = text.Add(t);
             if (piece.Length > 0) yield return piece;
-            if (options.StopStrings.Any(s => text.Contains(s, StringComparison.Ordinal))) yield break;
+            if (options.StopStrings.Any(s => text.Text.Contains(s, StringComparison.Ordinal))) yield break;
         }
-        var final = Decode(ids.ToArray());
-        if (final.StartsWith(sent, StringComparison.Ordinal) && final.Length > sent.Length) yield return final[sent.Length..];
+        var rest = text.Flush();
+        if (rest.Length > 0) yield return rest;
     }
 
     /// <summary>

@@ -64,7 +64,7 @@ public static class Generator
         var reason = new string?[rows];
         var tokens = new int[rows];
         var scratch = new float[vocab];
-        var rng = o.Seed is { } seed ? new Random(unchecked((int)seed ^ (int)(seed >> 32))) : Random.Shared;
+        var rng = LogitsProcessors.Rng(o);
         if (maxNew > 0)
         {
             var logits = session.Prefill();

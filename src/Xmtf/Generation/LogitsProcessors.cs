@@ -5,12 +5,17 @@ namespace Xmtf.Generation;
 /// <summary>
 /// transformers' logits processors and sampling warpers, in the order <c>generate()</c> applies them:
 /// repetition penalty, no-repeat n-gram, min new tokens; then (sampling) temperature, top-k, top-p.
+/// Public so that schedulers with their own decode loop (the server's continuous batching) choose tokens exactly as
+/// <see cref="Generator"/> does.
 /// </summary>
-static class LogitsProcessors
+public static class LogitsProcessors
 {
     /// <param name="scores">one row of logits (or log-probs in beam search), changed in place</param>
     /// <param name="ids">the row's ids so far (start ids + generated)</param>
     /// <param name="newTokens">tokens generated so far</param>
+    /// <param name="o">the generation's options</param>
+    /// <param name="d">the model's special ids</param>
+    /// <param name="numBeams">beams per prompt (top-k and top-p keep at least 2 tokens in beam search)</param>
     public static void Apply(Span<float> scores, IReadOnlyList<int> ids, int newTokens, GenerationOptions o, GenerationDefaults d, int numBeams)
     {
         if (o.RepetitionPenalty != 1f)
@@ -68,7 +73,11 @@ static class LogitsProcessors
         }
     }
 
-    /// <summary>Draws a token from softmax(scores).</summary>
+    /// <summary>The random source of a generation: seeded from <see cref="GenerationOptions.Seed"/> when given.</summary>
+    public static Random Rng(GenerationOptions o) =>
+        o.Seed is { } seed ? new Random(unchecked((int)seed ^ (int)(seed >> 32))) : Random.Shared;
+
+    /// <summary>Draws a token from softmax(scores) (scores are overwritten).</summary>
     public static int SampleToken(Span<float> scores, GenerationOptions o, Random rng)
     {
         float max = TensorPrimitives.Max(scores);

@@ -1,0 +1,41 @@
+using System.Net.Http.Json;
+using System.Text.Json;
+
+namespace Xmtf.Tests.Server;
+
+public class LifecycleTests
+{
+    [Fact]
+    public async Task ClientDisconnectCancelsItsGeneration()
+    {
+        await using var s = await TestServer.Start();
+        var request = new HttpRequestMessage(HttpMethod.Post, "/generate_stream")
+        {
+            Content = JsonContent.Create(new { inputs = "hello", parameters = new { max_new_tokens = 5000 } }),
+        };
+        using (var response = await s.Http.SendAsync(request, HttpCompletionOption.ResponseHeadersRead))
+        {
+            using var reader = new StreamReader(await response.Content.ReadAsStreamAsync());
+            Assert.StartsWith("data: ", await reader.ReadLineAsync());
+            Assert.Equal(1, s.Scheduler.ActiveSequences);
+        } // disposing the response closes the connection mid-stream
+        await TestServer.Eventually(() => s.Scheduler.ActiveSequences == 0);
+        await TestServer.Eventually(() => s.Scheduler.Metrics.Render(0, 0).Contains("xmtf_generations_total{outcome=\"cancelled\"} 1"));
+    }
+
+    [Fact]
+    public async Task StoppingFinishesRunningRequestsAndRefusesNewOnes()
+    {
+        var s = await TestServer.Start(grace: TimeSpan.FromSeconds(30));
+        var running = s.Post("/generate", new { inputs = "hello", parameters = new { max_new_tokens = 300 } });
+        await TestServer.Eventually(() => s.Scheduler.ActiveSequences == 1);
+        // What SIGTERM does: the host stops, waiting for running requests up to the grace period.
+        var stopping = s.App.StopAsync();
+        var (status, body) = await running;
+        Assert.Equal(200, status);
+        Assert.Equal(s.Expected("hello", 300), body.GetProperty("generated_text").GetString());
+        await stopping;
+        await Assert.ThrowsAsync<HttpRequestException>(() => s.Http.GetStringAsync("/health"));
+        await s.DisposeAsync();
+    }
+}
