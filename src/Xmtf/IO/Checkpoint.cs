@@ -130,6 +130,31 @@ public sealed unsafe class Checkpoint : IDisposable
         return dst;
     }
 
+    /// <summary>
+    /// The weight converted to <paramref name="type"/> one row at a time, so a large matrix never exists
+    /// twice in memory (peak RSS stays near the weights in use).
+    /// </summary>
+    public Tensors.Weight ReadWeight(string name, int rows, int cols, Tensors.WeightType type)
+    {
+        var info = Info(name);
+        if (!info.Shape.SequenceEqual([rows, cols]))
+            throw new XmtfException($"{Directory}: weight '{name}' has shape [{string.Join(", ", info.Shape)}] but config.json implies [{rows}, {cols}]");
+        var w = Tensors.Weight.Allocate(rows, cols, type);
+        var row = new float[cols];
+        var bytes = Bytes(name);
+        int rowBytes = cols * info.DType.Size();
+        try
+        {
+            for (int r = 0; r < rows; r++)
+            {
+                ToF32(info.DType, bytes.Slice(r * rowBytes, rowBytes), row, name);
+                w.SetRow(r, row);
+            }
+        }
+        catch { w.Dispose(); throw; }
+        return w;
+    }
+
     internal static void ToF32(DType dtype, ReadOnlySpan<byte> src, Span<float> dst, string name)
     {
         switch (dtype)

@@ -17,13 +17,14 @@ public static class Attention
         Func<int, int> keyBase, Func<int, int, int> keyCount, Func<int, int, bool>? keyMask, ScoreBias? bias, float scale, float[] ctx)
     {
         int width = heads * headDim;
-        Parallel.For(0, seqs * heads, new ParallelOptions { MaxDegreeOfParallelism = Kernels.Threads }, () => new float[64], (sh, _, scores) =>
+        WorkerPool.For(seqs * heads, Kernels.Threads, sh =>
         {
+            var scores = _scores ??= new float[64];
             int r = sh / heads, h = sh % heads, kb = keyBase(r);
             for (int i = 0; i < queriesPerSeq; i++)
             {
                 int n = keyCount(r, i);
-                if (scores.Length < n) scores = new float[Math.Max(n, scores.Length * 2)];
+                if (scores.Length < n) _scores = scores = new float[Math.Max(n, scores.Length * 2)];
                 var qi = q.AsSpan((r * queriesPerSeq + i) * width + h * headDim, headDim);
                 bool any = false;
                 for (int j = 0; j < n; j++)
@@ -39,7 +40,8 @@ public static class Attention
                 for (int j = 0; j < n; j++)
                     if (scores[j] != 0) TensorPrimitives.MultiplyAdd(v.AsSpan((kb + j) * width + h * headDim, headDim), scores[j], outp, outp);
             }
-            return scores;
-        }, _ => { });
+        });
     }
+
+    [ThreadStatic] static float[]? _scores;
 }

@@ -34,6 +34,7 @@ public static unsafe class Kernels
 
     [ThreadStatic] static float[]? _split;
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     static void SplitEvenOdd(float* x, float[] dst, int k)
     {
         int i = 0;
@@ -55,7 +56,7 @@ public static unsafe class Kernels
             MatMulRows(x, xs, n, w, y, 0, m, accumulate);
             return;
         }
-        Parallel.For(0, chunks, new ParallelOptions { MaxDegreeOfParallelism = Threads }, c =>
+        WorkerPool.For(chunks, Threads, c =>
         {
             int r0 = (int)((long)blocks * c / chunks) * RowBlock;
             int r1 = Math.Min(m, (int)((long)blocks * (c + 1) / chunks) * RowBlock);
@@ -70,6 +71,7 @@ public static unsafe class Kernels
     /// once, widening bf16/int8 in registers. Several rows (encoder, prompt) widen a 4-row block once and
     /// run a 4x4 register tile over it, so each weight byte is read from memory once per call.
     /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     static void MatMulRows(float* x, float* xs, int n, Weight w, float* y, int r0, int r1, bool accumulate)
     {
         int k = w.Cols, m = w.Rows;
@@ -153,6 +155,7 @@ public static unsafe class Kernels
     /// y[4, 4] (+)= x[4 rows, k] · w[4 rows, k]ᵀ with sixteen independent accumulators, enough to hide
     /// the FMA latency; x and w rows are each loaded once per step for four FMAs.
     /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     static void Tile4x4(float* x, int k, float* w, float* y, int ldy, bool accumulate)
     {
         if (!Vector512.IsHardwareAccelerated || k % 16 != 0)
@@ -194,6 +197,7 @@ public static unsafe class Kernels
     /// Four dot products of x with four bf16 rows, widened in registers. x arrives split evens-then-odds
     /// per 32 elements (see <see cref="SplitEvenOdd"/>) when the vector path runs.
     /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     static void Dot4Bf16(float* x, ushort* w, int k, out float d0, out float d1, out float d2, out float d3)
     {
         int i = 0;
@@ -224,6 +228,7 @@ public static unsafe class Kernels
     /// Four dot products of x with four int8 rows of 32-element groups: each group's partial sum is
     /// scaled once (q8_0 style), in registers.
     /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     static void Dot4I8(float* x, sbyte* q, float* scales, int k, out float d0, out float d1, out float d2, out float d3)
     {
         int groups = k / Weight.GroupSize; // FromF32 keeps rows that are not whole groups in fp32
@@ -267,6 +272,7 @@ public static unsafe class Kernels
     }
 
     /// <summary>Rows [r, r+nr) of a bf16 / int8 weight widened to fp32 into dst.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     static void Widen(Weight w, int r, int nr, float* dst)
     {
         int k = w.Cols;
@@ -292,7 +298,15 @@ public static unsafe class Kernels
             for (int g = 0; g < len / Weight.GroupSize; g++)
             {
                 float s = sc[g];
-                for (int i = 0; i < Weight.GroupSize; i++) dst[g * Weight.GroupSize + i] = q[g * Weight.GroupSize + i] * s;
+                sbyte* qg = q + g * Weight.GroupSize;
+                float* d = dst + g * Weight.GroupSize;
+                if (Avx512F.IsSupported)
+                {
+                    (Avx512F.ConvertToVector512Single(Avx512F.ConvertToVector512Int32(Vector128.Load(qg))) * s).Store(d);
+                    (Avx512F.ConvertToVector512Single(Avx512F.ConvertToVector512Int32(Vector128.Load(qg + 16))) * s).Store(d + 16);
+                }
+                else
+                    for (int i = 0; i < Weight.GroupSize; i++) d[i] = qg[i] * s;
             }
         }
     }
@@ -302,6 +316,7 @@ public static unsafe class Kernels
         TensorPrimitives.Dot(new ReadOnlySpan<float>(a, k), new ReadOnlySpan<float>(b, k));
 
     /// <summary>Four dot products of x with four consecutive rows (x is loaded once for all four).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     static void Dot4(float* x, float* w, int k, out float d0, out float d1, out float d2, out float d3)
     {
         int i = 0;
@@ -341,6 +356,7 @@ public static unsafe class Kernels
     }
 
     /// <summary>T5LayerNorm: x * rsqrt(mean(x²) + eps) * weight, no mean subtraction, no bias.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void RmsNorm(ReadOnlySpan<float> x, ReadOnlySpan<float> weight, float eps, Span<float> y)
     {
         float ms = TensorPrimitives.SumOfSquares(x) / x.Length;
@@ -350,6 +366,7 @@ public static unsafe class Kernels
     }
 
     /// <summary>LayerNorm with bias (BLOOM): (x - mean) / sqrt(var + eps) * weight + bias.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void LayerNorm(ReadOnlySpan<float> x, ReadOnlySpan<float> weight, ReadOnlySpan<float> bias, float eps, Span<float> y)
     {
         float mean = TensorPrimitives.Sum(x) / x.Length;
@@ -359,11 +376,31 @@ public static unsafe class Kernels
         TensorPrimitives.FusedMultiplyAdd(y, weight, bias, y);
     }
 
-    /// <summary>GELU, tanh approximation (<c>gelu_new</c> in T5, <c>bloom_gelu_forward</c> in BLOOM).</summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static float GeluTanh(float x) => 0.5f * x * (1f + MathF.Tanh(0.7978845608f * (x + 0.044715f * x * x * x)));
+    /// <summary>
+    /// In-place GELU, tanh approximation: 0.5·x·(1 + tanh(c·x·(1 + 0.044715·x²))), c = sqrt(2/π)
+    /// (<c>gelu_new</c> in T5; BLOOM writes c as 0.79788456). Vectorized in cache-sized chunks.
+    /// </summary>
+    public static void GeluTanh(Span<float> x)
+    {
+        Span<float> t = stackalloc float[512];
+        for (int o = 0; o < x.Length; o += t.Length)
+        {
+            var xs = x.Slice(o, Math.Min(t.Length, x.Length - o));
+            var ts = t[..xs.Length];
+            TensorPrimitives.Multiply(xs, xs, ts);
+            TensorPrimitives.Multiply(ts, 0.044715f, ts);
+            TensorPrimitives.Add(ts, 1f, ts);
+            TensorPrimitives.Multiply(ts, xs, ts);
+            TensorPrimitives.Multiply(ts, 0.7978845608f, ts);
+            TensorPrimitives.Tanh(ts, ts);
+            TensorPrimitives.Add(ts, 1f, ts);
+            TensorPrimitives.Multiply(ts, 0.5f, ts);
+            TensorPrimitives.Multiply(xs, ts, xs);
+        }
+    }
 
     /// <summary>In-place log-softmax of one row.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void LogSoftmax(Span<float> x)
     {
         float max = TensorPrimitives.Max(x);
@@ -373,6 +410,7 @@ public static unsafe class Kernels
     }
 
     /// <summary>In-place softmax of one row (attention probabilities; masked entries hold -inf).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void Softmax(Span<float> x)
     {
         float max = TensorPrimitives.Max(x);

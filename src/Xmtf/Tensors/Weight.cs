@@ -45,39 +45,46 @@ public sealed unsafe class Weight : IDisposable
     public static Weight FromF32(ReadOnlySpan<float> src, int rows, int cols, WeightType type)
     {
         if (src.Length != (long)rows * cols) throw new ArgumentException("size mismatch");
+        var w = Allocate(rows, cols, type);
+        for (int r = 0; r < rows; r++) w.SetRow(r, src.Slice(r * cols, cols));
+        return w;
+    }
+
+    /// <summary>An uninitialized weight in native memory; int8 needs whole groups per row, else it stays fp32.</summary>
+    public static Weight Allocate(int rows, int cols, WeightType type)
+    {
         if (type == WeightType.I8 && cols % GroupSize != 0) type = WeightType.F32; // tiny shapes: keep exact
-        nuint n = (nuint)src.Length;
-        switch (type)
+        nuint n = (nuint)rows * (nuint)cols;
+        return type switch
         {
-            case WeightType.F32:
-            {
-                var p = (float*)NativeMemory.AlignedAlloc(n * 4, 64);
-                src.CopyTo(new Span<float>(p, src.Length));
-                return new(rows, cols, type, p, null, true);
-            }
+            WeightType.F32 => new(rows, cols, type, NativeMemory.AlignedAlloc(n * 4, 64), null, true),
+            WeightType.BF16 => new(rows, cols, type, NativeMemory.AlignedAlloc(n * 2, 64), null, true),
+            _ => new(rows, cols, type, NativeMemory.AlignedAlloc(n, 64), (float*)NativeMemory.AlignedAlloc(n / GroupSize * 4, 64), true),
+        };
+    }
+
+    /// <summary>Stores row r from fp32 values: bf16 rounds to nearest even, int8 takes a max-abs scale per group.</summary>
+    public void SetRow(int r, ReadOnlySpan<float> src)
+    {
+        long o = (long)r * Cols;
+        switch (Type)
+        {
+            case WeightType.F32: src.CopyTo(new Span<float>((float*)Data + o, Cols)); break;
             case WeightType.BF16:
-            {
-                var p = (ushort*)NativeMemory.AlignedAlloc(n * 2, 64);
-                for (int i = 0; i < src.Length; i++) p[i] = ToBF16(src[i]);
-                return new(rows, cols, type, p, null, true);
-            }
+                var b = (ushort*)Data + o;
+                for (int i = 0; i < Cols; i++) b[i] = ToBF16(src[i]);
+                break;
             default:
-            {
-                var q = (sbyte*)NativeMemory.AlignedAlloc(n, 64);
-                int groups = src.Length / GroupSize;
-                var s = (float*)NativeMemory.AlignedAlloc((nuint)groups * 4, 64);
-                for (int g = 0; g < groups; g++)
+                var q = (sbyte*)Data + o;
+                for (int g = 0; g < Cols / GroupSize; g++)
                 {
                     var block = src.Slice(g * GroupSize, GroupSize);
-                    float amax = 0;
-                    foreach (var v in block) amax = MathF.Max(amax, MathF.Abs(v));
-                    float scale = amax / 127f;
-                    s[g] = scale;
+                    float scale = System.Numerics.Tensors.TensorPrimitives.MaxMagnitude(block) is var m && m != 0 ? MathF.Abs(m) / 127f : 0f;
+                    Scales[o / GroupSize + g] = scale;
                     float inv = scale == 0 ? 0 : 1f / scale;
                     for (int i = 0; i < GroupSize; i++) q[g * GroupSize + i] = (sbyte)Math.Clamp(MathF.Round(block[i] * inv), -127, 127);
                 }
-                return new(rows, cols, type, q, s, true);
-            }
+                break;
         }
     }
 

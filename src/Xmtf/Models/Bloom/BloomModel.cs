@@ -126,8 +126,6 @@ public sealed unsafe class BloomModel : IGenerativeModel, IChoiceScorer
         return slopes;
     }
 
-    static float Gelu(float x) => x * 0.5f * (1f + MathF.Tanh(0.79788456f * x * (1f + 0.044715f * x * x)));
-
     /// <summary>y (+)= x·Wᵀ + bias.</summary>
     void Project(float[] x, int n, Weight w, float[] bias, float[] y, bool accumulate = false)
     {
@@ -249,7 +247,7 @@ public sealed unsafe class BloomModel : IGenerativeModel, IChoiceScorer
                 for (int i = 0; i < n; i++) Kernels.LayerNorm(h.AsSpan(i * hs, hs), blk.PostNormW, blk.PostNormB, c.Eps, _norm.AsSpan(i * hs, hs));
                 if (c.ResidualPostLayerNorm) Array.Copy(_norm, h, n * hs);
                 m.Project(_norm, n, blk.Up, blk.UpBias, _up);
-                for (long i = 0; i < (long)n * 4 * hs; i++) _up[i] = Gelu(_up[i]);
+                Kernels.GeluTanh(_up.AsSpan(0, n * 4 * hs));
                 m.Project(_up, n, blk.Down, blk.DownBias, h, accumulate: true);
             }
             _length += T;

@@ -157,7 +157,7 @@ public sealed unsafe class MT5Model : IGenerativeModel, IChoiceScorer
             return Weight.InPlace(rows, cols, WeightType.BF16, (void*)p);
         if (dtype == WeightType.F32 && info.DType == DType.F32 && info.Shape.SequenceEqual([rows, cols]) && ckpt.PointerOrNull(name) is { } q)
             return Weight.InPlace(rows, cols, WeightType.F32, (void*)q);
-        return Weight.FromF32(ckpt.ReadF32(name, rows, cols), rows, cols, dtype);
+        return ckpt.ReadWeight(name, rows, cols, dtype);
     }
 
     /// <summary>transformers' <c>_relative_position_bucket</c>, in the same fp32 arithmetic.</summary>
@@ -179,12 +179,19 @@ public sealed unsafe class MT5Model : IGenerativeModel, IChoiceScorer
 
     // ---- forward pieces -------------------------------------------------------------------------
 
-    float Activate(float x) => Config.Activation switch
+    void Activate(Span<float> x)
     {
-        "gelu_new" => Kernels.GeluTanh(x),
-        "relu" => MathF.Max(x, 0),
-        _ => x / (1f + MathF.Exp(-x)), // silu
-    };
+        switch (Config.Activation)
+        {
+            case "gelu_new": Kernels.GeluTanh(x); break;
+            case "relu": TensorPrimitives.Max(x, 0f, x); break;
+            default: // silu
+                var t = x.ToArray();
+                TensorPrimitives.Sigmoid(t, t);
+                TensorPrimitives.Multiply(x, t, x);
+                break;
+        }
+    }
 
     /// <summary>h += FFN(RMSNorm(h)) for n rows.</summary>
     void FeedForward(Block b, float[] h, int n, Scratch s)
@@ -195,7 +202,9 @@ public sealed unsafe class MT5Model : IGenerativeModel, IChoiceScorer
         {
             Kernels.MatMul(pn, n, b.Wi0, pa);
             if (b.Wi1 is not null) Kernels.MatMul(pn, n, b.Wi1, pg);
-            for (long i = 0; i < (long)n * ff; i++) pa[i] = b.Wi1 is null ? Activate(pa[i]) : Activate(pa[i]) * pg[i];
+            var act = new Span<float>(pa, n * ff);
+            Activate(act);
+            if (b.Wi1 is not null) TensorPrimitives.Multiply(act, new ReadOnlySpan<float>(pg, n * ff), act);
             Kernels.MatMul(pa, n, b.Wo, ph, accumulate: true);
         }
     }
