@@ -141,13 +141,17 @@ public sealed unsafe class Checkpoint : IDisposable
             throw new XmtfException($"{Directory}: weight '{name}' has shape [{string.Join(", ", info.Shape)}] but config.json implies [{rows}, {cols}]");
         var w = Tensors.Weight.Allocate(rows, cols, type);
         var row = new float[cols];
-        var bytes = Bytes(name);
         int rowBytes = cols * info.DType.Size();
+        var file = _byName[name] as SafeTensorsFile;
+        var buffer = new byte[rowBytes];
         try
         {
             for (int r = 0; r < rows; r++)
             {
-                ToF32(info.DType, bytes.Slice(r * rowBytes, rowBytes), row, name);
+                ReadOnlySpan<byte> src;
+                if (file is not null) { file.Read(name, (long)r * rowBytes, buffer); src = buffer; }
+                else src = Bytes(name).Slice(r * rowBytes, rowBytes);
+                ToF32(info.DType, src, row, name);
                 w.SetRow(r, row);
             }
         }

@@ -98,9 +98,25 @@ public sealed unsafe class SafeTensorsFile : ITensorFile
     /// <summary>Pointer to a tensor's bytes inside the mapping (for weights used in place).</summary>
     internal byte* GetPointer(string name) => _base + _dataStart + _entries[name].Begin;
 
+    /// <summary>
+    /// Copies bytes of a tensor with a plain read instead of through the mapping, so that converting a
+    /// weight (f32 file → int8) does not leave the whole source file resident in this process.
+    /// </summary>
+    internal void Read(string name, long offset, Span<byte> dst)
+    {
+        var e = _entries[name];
+        if (offset < 0 || offset + dst.Length > e.End - e.Begin) throw new ArgumentOutOfRangeException(nameof(offset));
+        _handle ??= File.OpenHandle(Path);
+        int n = RandomAccess.Read(_handle, dst, _dataStart + e.Begin + offset);
+        if (n != dst.Length) throw new XmtfException($"{Path}: tensor '{name}' is cut short");
+    }
+
+    Microsoft.Win32.SafeHandles.SafeFileHandle? _handle;
+
     public void Dispose()
     {
         _file?.Dispose();
+        _handle?.Dispose();
     }
 
     /// <summary>Writes tensors as a safetensors file (used by the tests).</summary>
