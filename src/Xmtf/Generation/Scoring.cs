@@ -6,15 +6,15 @@ static class Scoring
     /// <summary>
     /// log_softmax(logits[firstRow + t])[target[t]] for each target token, where logits rows are vocab wide.
     /// </summary>
-    public static float[] TokenLogProbs(float[] logits, int firstRow, int[] targets, int vocab)
+    public static float[] TokenLogProbs(ReadOnlySpan<float> logits, int firstRow, int[] targets, int vocab)
     {
         var lp = new float[targets.Length];
-        var row = new float[vocab];
         for (int t = 0; t < targets.Length; t++)
         {
-            logits.AsSpan((firstRow + t) * vocab, vocab).CopyTo(row);
-            Tensors.Kernels.LogSoftmax(row);
-            lp[t] = (uint)targets[t] < (uint)vocab ? row[targets[t]] : throw new XmtfException($"choice token id {targets[t]} is outside the vocabulary");
+            if ((uint)targets[t] >= (uint)vocab) throw new XmtfException($"choice token id {targets[t]} is outside the vocabulary");
+            // log_softmax(row)[target] = row[target] - logsumexp(row): no copy of the row needed.
+            var row = logits.Slice((firstRow + t) * vocab, vocab);
+            lp[t] = row[targets[t]] - Tensors.Kernels.LogSumExp(row);
         }
         return lp;
     }

@@ -400,13 +400,24 @@ public static unsafe class Kernels
     }
 
     /// <summary>In-place log-softmax of one row.</summary>
+    public static void LogSoftmax(Span<float> x) => TensorPrimitives.Subtract(x, LogSumExp(x), x);
+
+    /// <summary>log Σ exp(x), shifted by the max so it cannot overflow; the sum is kept in double.</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    public static void LogSoftmax(Span<float> x)
+    public static float LogSumExp(ReadOnlySpan<float> x)
     {
         float max = TensorPrimitives.Max(x);
+        Span<float> t = stackalloc float[1024];
         double sum = 0;
-        foreach (var v in x) sum += Math.Exp(v - max);
-        TensorPrimitives.Subtract(x, max + (float)Math.Log(sum), x);
+        for (int o = 0; o < x.Length; o += t.Length)
+        {
+            var xs = x.Slice(o, Math.Min(t.Length, x.Length - o));
+            var ts = t[..xs.Length];
+            TensorPrimitives.Subtract(xs, max, ts);
+            TensorPrimitives.Exp(ts, ts);
+            sum += TensorPrimitives.Sum(ts);
+        }
+        return max + (float)Math.Log(sum);
     }
 
     /// <summary>In-place softmax of one row (attention probabilities; masked entries hold -inf).</summary>

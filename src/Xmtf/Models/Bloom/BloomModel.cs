@@ -255,7 +255,7 @@ public sealed unsafe class BloomModel : IGenerativeModel, IChoiceScorer
             for (int r = 0; r < Rows; r++)
                 for (int t = firstLogit; t < T; t++)
                     Kernels.LayerNorm(h.AsSpan((r * T + t) * hs, hs), m._finalNormW, m._finalNormB, c.Eps, _norm.AsSpan((r * outT + t - firstLogit) * hs, hs));
-            Grow(ref _logits, rowsOut * c.VocabSize);
+            Pooled.Grow(ref _logits, rowsOut * c.VocabSize);
             fixed (float* px = _norm, py = _logits) Kernels.MatMul(px, rowsOut, m._embed, py);
             return _logits.AsSpan(0, rowsOut * c.VocabSize);
         }
@@ -280,7 +280,7 @@ public sealed unsafe class BloomModel : IGenerativeModel, IChoiceScorer
             for (int r = 0; r < Rows; r++) { (_mask[r], _spareMask[r]) = (_spareMask[r], _mask[r]); (_pos[r], _sparePos[r]) = (_sparePos[r], _pos[r]); }
         }
 
-        public void Dispose() { }
+        public void Dispose() => Pooled.Return(ref _logits);
     }
 
     /// <summary>
@@ -302,7 +302,7 @@ public sealed unsafe class BloomModel : IGenerativeModel, IChoiceScorer
             // The first scored position over all rows: the last prompt token of the longest padding.
             int first = seqs.Min(x => N - x.Length + P - 1);
             if (first < 0) throw new XmtfException("decoder-only scoring needs a non-empty prompt");
-            var logits = s.Forward(s.PaddedPrompts, N, first).ToArray();
+            var logits = s.Forward(s.PaddedPrompts, N, first);
             int outT = N - first;
             for (int c = 0; c < nc; c++)
             {

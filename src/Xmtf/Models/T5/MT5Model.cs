@@ -377,12 +377,11 @@ public sealed unsafe class MT5Model : IGenerativeModel, IChoiceScorer
                     Kernels.RmsNorm(src, m._decFinalNorm, c.Eps, dst);
                     if (scale != 1f) TensorPrimitives.Multiply(dst, scale, dst);
                 }
-            if (_logits.Length < rowsOut * c.VocabSize) _logits = new float[rowsOut * c.VocabSize];
+            Pooled.Grow(ref _logits, rowsOut * c.VocabSize);
             m.Project(_s.Norm, rowsOut, m._lmHead, _logits);
             return _logits.AsSpan(0, rowsOut * c.VocabSize);
         }
 
-        /// <summary>Last hidden state before lm_head is not kept; tests read logits.</summary>
         public void Reorder(ReadOnlySpan<int> sources)
         {
             int inner = _m._inner, span = _length * inner, stride = _capacity * inner;
@@ -431,7 +430,7 @@ public sealed unsafe class MT5Model : IGenerativeModel, IChoiceScorer
                 input[c * T] = Config.DecoderStartTokenId;
                 for (int t = 1; t < T; t++) input[c * T + t] = t - 1 < req.ChoiceIds[c].Length ? req.ChoiceIds[c][t - 1] : Config.PadTokenId;
             }
-            var logits = session.Forward(input, T, 0).ToArray();
+            var logits = session.Forward(input, T, 0);
             for (int c = 0; c < nc; c++)
                 result[q][c] = Scoring.TokenLogProbs(logits, c * T, req.ChoiceIds[c], VocabSize);
         }
