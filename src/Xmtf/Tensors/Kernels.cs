@@ -85,7 +85,7 @@ public static unsafe class Kernels
                     float d0, d1, d2, d3;
                     switch (w.Type)
                     {
-                        case WeightType.F32: Dot4(x, (float*)w.Data + (long)r * k, k, out d0, out d1, out d2, out d3); break;
+                        case WeightType.F32: Dot4(x, (float*)w.Data + (long)r * k, k, out d0, out d1, out d2, out d3, prefetch: true); break;
                         case WeightType.BF16: Dot4Bf16(xs, (ushort*)w.Data + (long)r * k, k, out d0, out d1, out d2, out d3); break;
                         default: Dot4I8(x, (sbyte*)w.Data + (long)r * k, w.Scales + (long)r * k / Weight.GroupSize, k, out d0, out d1, out d2, out d3); break;
                     }
@@ -209,6 +209,11 @@ public static unsafe class Kernels
             for (; i + 32 <= k; i += 32)
             {
                 var xe = Vector512.Load(x + i); var xo = Vector512.Load(x + i + 16);
+                if (Sse.IsSupported)
+                {
+                    // The next 4-row block lies right after this one: ask for it early, four streams deep.
+                    Sse.Prefetch0(w + i + 4 * k); Sse.Prefetch0(w1 + i + 4 * k); Sse.Prefetch0(w2 + i + 4 * k); Sse.Prefetch0(w3 + i + 4 * k);
+                }
                 var v = Vector512.Load((uint*)(w + i)); a0 = Vector512.FusedMultiplyAdd(xe, Bf16Even(v), a0); b0 = Vector512.FusedMultiplyAdd(xo, Bf16Odd(v), b0);
                 v = Vector512.Load((uint*)(w1 + i)); a1 = Vector512.FusedMultiplyAdd(xe, Bf16Even(v), a1); b1 = Vector512.FusedMultiplyAdd(xo, Bf16Odd(v), b1);
                 v = Vector512.Load((uint*)(w2 + i)); a2 = Vector512.FusedMultiplyAdd(xe, Bf16Even(v), a2); b2 = Vector512.FusedMultiplyAdd(xo, Bf16Odd(v), b2);
@@ -254,6 +259,10 @@ public static unsafe class Kernels
         for (int g = 0; g < groups; g++)
         {
             int i = g * Weight.GroupSize;
+            if ((g & 1) == 0 && Sse.IsSupported)
+            {
+                Sse.Prefetch0(q + i + 4 * k); Sse.Prefetch0(q1 + i + 4 * k); Sse.Prefetch0(q2 + i + 4 * k); Sse.Prefetch0(q3 + i + 4 * k);
+            }
             var xl = Vector512.Load(x + i); var xh = Vector512.Load(x + i + 16);
             a0 = Vector512.FusedMultiplyAdd(GroupDot(xl, xh, q + i), Vector512.Create(scales[g]), a0);
             a1 = Vector512.FusedMultiplyAdd(GroupDot(xl, xh, q1 + i), Vector512.Create(s1[g]), a1);
@@ -317,8 +326,9 @@ public static unsafe class Kernels
 
     /// <summary>Four dot products of x with four consecutive rows (x is loaded once for all four).</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    static void Dot4(float* x, float* w, int k, out float d0, out float d1, out float d2, out float d3)
+    static void Dot4(float* x, float* w, int k, out float d0, out float d1, out float d2, out float d3, bool prefetch = false)
     {
+        prefetch &= Sse.IsSupported;
         int i = 0;
         float* w1 = w + k, w2 = w1 + k, w3 = w2 + k;
         if (Vector512.IsHardwareAccelerated && k >= 16)
@@ -326,6 +336,10 @@ public static unsafe class Kernels
             Vector512<float> a0 = default, a1 = default, a2 = default, a3 = default;
             for (; i + 16 <= k; i += 16)
             {
+                if (prefetch)
+                {
+                    Sse.Prefetch0(w + i + 4 * k); Sse.Prefetch0(w1 + i + 4 * k); Sse.Prefetch0(w2 + i + 4 * k); Sse.Prefetch0(w3 + i + 4 * k);
+                }
                 var xv = Vector512.Load(x + i);
                 a0 = Vector512.FusedMultiplyAdd(xv, Vector512.Load(w + i), a0);
                 a1 = Vector512.FusedMultiplyAdd(xv, Vector512.Load(w1 + i), a1);
