@@ -143,6 +143,8 @@ public sealed unsafe class Checkpoint : IDisposable
         var row = new float[cols];
         int rowBytes = cols * info.DType.Size();
         var file = _byName[name] as SafeTensorsFile;
+        // Offsets are long all the way: one tensor may pass 2 GiB (mt0-xl's fp32 embedding, bloomz-7b1's).
+        byte* mapped = file is null && PointerOrNull(name) is { } p ? (byte*)p : null;
         var buffer = new byte[rowBytes];
         try
         {
@@ -150,6 +152,7 @@ public sealed unsafe class Checkpoint : IDisposable
             {
                 ReadOnlySpan<byte> src;
                 if (file is not null) { file.Read(name, (long)r * rowBytes, buffer); src = buffer; }
+                else if (mapped is not null) src = new ReadOnlySpan<byte>(mapped + (long)r * rowBytes, rowBytes);
                 else src = Bytes(name).Slice(r * rowBytes, rowBytes);
                 ToF32(info.DType, src, row, name);
                 w.SetRow(r, row);
