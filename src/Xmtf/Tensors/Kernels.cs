@@ -108,29 +108,36 @@ public static unsafe class Kernels
         }
         fixed (float* s = scratch)
         {
-            for (int r = r0; r < r1; r += RowBlock)
+            // Input rows go in blocks that stay in L2 while this thread's weight rows pass over them;
+            // without it a long prompt re-streams all of x from memory for every 4 weight rows.
+            int xBlock = Math.Max(4, (256 * 1024 / 4 / k) & ~3);
+            for (int i0 = 0; i0 < n; i0 += xBlock)
             {
-                int nr = Math.Min(RowBlock, r1 - r);
-                float* rows = (float*)w.Data + (long)r * k;
-                if (w.Type != WeightType.F32) { Widen(w, r, nr, s); rows = s; }
-                int i = 0;
-                if (nr == RowBlock)
-                    for (; i + 4 <= n; i += 4) Tile4x4(x + (long)i * k, k, rows, y + (long)i * m + r, m, accumulate);
-                for (; i < n; i++)
+                int i1 = Math.Min(n, i0 + xBlock);
+                for (int r = r0; r < r1; r += RowBlock)
                 {
-                    float* xi = x + (long)i * k;
-                    float* yi = y + (long)i * m + r;
+                    int nr = Math.Min(RowBlock, r1 - r);
+                    float* rows = (float*)w.Data + (long)r * k;
+                    if (w.Type != WeightType.F32) { Widen(w, r, nr, s); rows = s; }
+                    int i = i0;
                     if (nr == RowBlock)
+                        for (; i + 4 <= i1; i += 4) Tile4x4(x + (long)i * k, k, rows, y + (long)i * m + r, m, accumulate);
+                    for (; i < i1; i++)
                     {
-                        Dot4(xi, rows, k, out var d0, out var d1, out var d2, out var d3);
-                        Store4(yi, d0, d1, d2, d3, accumulate);
-                    }
-                    else
-                        for (int j = 0; j < nr; j++)
+                        float* xi = x + (long)i * k;
+                        float* yi = y + (long)i * m + r;
+                        if (nr == RowBlock)
                         {
-                            float d = Dot(xi, rows + (long)j * k, k);
-                            yi[j] = accumulate ? yi[j] + d : d;
+                            Dot4(xi, rows, k, out var d0, out var d1, out var d2, out var d3);
+                            Store4(yi, d0, d1, d2, d3, accumulate);
                         }
+                        else
+                            for (int j = 0; j < nr; j++)
+                            {
+                                float d = Dot(xi, rows + (long)j * k, k);
+                                yi[j] = accumulate ? yi[j] + d : d;
+                            }
+                    }
                 }
             }
         }
