@@ -122,12 +122,30 @@ public sealed unsafe class Checkpoint : IDisposable
     /// <summary>The weight as fp32 after checking its shape; bf16 and fp16 are widened exactly.</summary>
     public float[] ReadF32(string name, params long[] shape)
     {
-        var info = Info(name);
-        if (!info.Shape.SequenceEqual(shape))
-            throw new XmtfException($"{Directory}: weight '{name}' has shape [{string.Join(", ", info.Shape)}] but config.json implies [{string.Join(", ", shape)}]");
+        var info = Checked(name, shape);
         var dst = new float[info.ElementCount];
         ToF32(info.DType, Bytes(name), dst, name);
         return dst;
+    }
+
+    /// <summary>Info of a weight whose shape must be the one config.json implies.</summary>
+    TensorInfo Checked(string name, params long[] shape)
+    {
+        var info = Info(name);
+        if (!info.Shape.SequenceEqual(shape))
+            throw new XmtfException($"{Directory}: weight '{name}' has shape [{string.Join(", ", info.Shape)}] but config.json implies [{string.Join(", ", shape)}]");
+        return info;
+    }
+
+    /// <summary>
+    /// A weight matrix in memory as <paramref name="type"/>: used in place from the mapped file when it is
+    /// stored in that type already, else converted (<see cref="ReadWeight"/>).
+    /// </summary>
+    public Tensors.Weight LoadWeight(string name, int rows, int cols, Tensors.WeightType type)
+    {
+        var info = Checked(name, rows, cols);
+        bool same = (type, info.DType) is (Tensors.WeightType.F32, DType.F32) or (Tensors.WeightType.BF16, DType.BF16);
+        return same && PointerOrNull(name) is { } p ? Tensors.Weight.InPlace(rows, cols, type, (void*)p) : ReadWeight(name, rows, cols, type);
     }
 
     /// <summary>
@@ -136,9 +154,7 @@ public sealed unsafe class Checkpoint : IDisposable
     /// </summary>
     public Tensors.Weight ReadWeight(string name, int rows, int cols, Tensors.WeightType type)
     {
-        var info = Info(name);
-        if (!info.Shape.SequenceEqual([rows, cols]))
-            throw new XmtfException($"{Directory}: weight '{name}' has shape [{string.Join(", ", info.Shape)}] but config.json implies [{rows}, {cols}]");
+        var info = Checked(name, rows, cols);
         var w = Tensors.Weight.Allocate(rows, cols, type);
         var row = new float[cols];
         int rowBytes = cols * info.DType.Size();

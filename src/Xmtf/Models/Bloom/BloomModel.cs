@@ -2,7 +2,6 @@ using System.Numerics.Tensors;
 using System.Text.Json.Nodes;
 using Xmtf.Generation;
 using Xmtf.IO;
-using Xmtf.Models.T5;
 using Xmtf.Tensors;
 
 namespace Xmtf.Models.Bloom;
@@ -70,7 +69,7 @@ public sealed unsafe class BloomModel : IGenerativeModel, IChoiceScorer
         // bigscience's .bin files name tensors without the "transformer." prefix that safetensors have.
         string prefix = ckpt.Has("transformer.word_embeddings.weight") ? "transformer." : "";
         int hs = cfg.HiddenSize, v = cfg.VocabSize;
-        Weight W(string name, int rows, int cols) => MT5Model.Load(ckpt, prefix + name, rows, cols, dtype);
+        Weight W(string name, int rows, int cols) => ckpt.LoadWeight(prefix + name, rows, cols, dtype);
         float[] F(string name, int n) => ckpt.ReadF32(prefix + name, n);
         _embed = W("word_embeddings.weight", v, hs);
         _embedNormW = F("word_embeddings_layernorm.weight", hs);

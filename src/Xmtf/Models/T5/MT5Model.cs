@@ -103,7 +103,7 @@ public sealed unsafe class MT5Model : IGenerativeModel, IChoiceScorer
             Options = gen,
         };
         int d = cfg.DModel, v = cfg.VocabSize;
-        Weight W(string name, int rows, int cols) => Load(ckpt, name, rows, cols, dtype);
+        Weight W(string name, int rows, int cols) => ckpt.LoadWeight(name, rows, cols, dtype);
         float[] N(string name) => ckpt.ReadF32(name, d);
         AttentionWeights Att(string p) => new(W(p + ".q.weight", _inner, d), W(p + ".k.weight", _inner, d), W(p + ".v.weight", _inner, d), W(p + ".o.weight", d, _inner));
         Block B(string stack, int i, bool decoder)
@@ -120,7 +120,7 @@ public sealed unsafe class MT5Model : IGenerativeModel, IChoiceScorer
                 Wi0 = W($"{p}{ff}.DenseReluDense.{(cfg.IsGated ? "wi_0" : "wi")}.weight", cfg.DFf, d),
                 Wi1 = cfg.IsGated ? W($"{p}{ff}.DenseReluDense.wi_1.weight", cfg.DFf, d) : null,
                 // T5's FFN output projection overflows in narrow types; it stays fp32 unless the file is bf16 already.
-                Wo = Load(ckpt, $"{p}{ff}.DenseReluDense.wo.weight", d, cfg.DFf, dtype == WeightType.I8 ? WeightType.F32 : dtype),
+                Wo = ckpt.LoadWeight($"{p}{ff}.DenseReluDense.wo.weight", d, cfg.DFf, dtype == WeightType.I8 ? WeightType.F32 : dtype),
             };
         }
         string embName = ckpt.Has("shared.weight") ? "shared.weight" : "encoder.embed_tokens.weight";
@@ -147,17 +147,6 @@ public sealed unsafe class MT5Model : IGenerativeModel, IChoiceScorer
         var ckpt = Checkpoint.Open(dir, preferBin);
         try { return new MT5Model(T5Config.FromJson(ckpt.Config), ckpt, dtype); }
         catch { ckpt.Dispose(); throw; }
-    }
-
-    /// <summary>A weight matrix: used in place from the mapped file when its stored type is the one asked for.</summary>
-    internal static Weight Load(Checkpoint ckpt, string name, int rows, int cols, WeightType dtype)
-    {
-        var info = ckpt.Info(name);
-        if (dtype == WeightType.BF16 && info.DType == DType.BF16 && info.Shape.SequenceEqual([rows, cols]) && ckpt.PointerOrNull(name) is { } p)
-            return Weight.InPlace(rows, cols, WeightType.BF16, (void*)p);
-        if (dtype == WeightType.F32 && info.DType == DType.F32 && info.Shape.SequenceEqual([rows, cols]) && ckpt.PointerOrNull(name) is { } q)
-            return Weight.InPlace(rows, cols, WeightType.F32, (void*)q);
-        return ckpt.ReadWeight(name, rows, cols, dtype);
     }
 
     /// <summary>transformers' <c>_relative_position_bucket</c>, in the same fp32 arithmetic.</summary>
@@ -296,6 +285,7 @@ public sealed unsafe class MT5Model : IGenerativeModel, IChoiceScorer
         int _length;
         readonly Scratch _s = new();
         float[] _h = [], _logits = [];
+        readonly int[] _buckets;
         public int Rows { get; }
 
         public Session(MT5Model m, float[] enc, int srcLen, bool[][] srcMask, int copies, int capacity)
@@ -316,6 +306,9 @@ public sealed unsafe class MT5Model : IGenerativeModel, IChoiceScorer
             }
             float[][] Cache() => Enumerable.Range(0, m._decoder.Length).Select(_ => new float[Rows * capacity * inner]).ToArray();
             _selfK = Cache(); _selfV = Cache(); _spareK = Cache(); _spareV = Cache();
+            // Causal buckets of every query-key distance the cache can hold, computed once, not per step.
+            _buckets = new int[capacity];
+            for (int rel = 0; rel < capacity; rel++) _buckets[rel] = RelativeBucket(-rel, false, m.Config.NumBuckets, m.Config.MaxDistance);
         }
 
         public int[] StartIds(int row) => [_m.Config.DecoderStartTokenId];
@@ -338,9 +331,7 @@ public sealed unsafe class MT5Model : IGenerativeModel, IChoiceScorer
             _s.Ensure(n, c);
             var h = _h;
             m.Embed(tokens, h);
-            int nb = c.NumBuckets, md = c.MaxDistance;
-            var buckets = new int[L0 + T];
-            for (int rel = 0; rel < L0 + T; rel++) buckets[rel] = RelativeBucket(-rel, false, nb, md);
+            var buckets = _buckets;
             for (int l = 0; l < m._decoder.Length; l++)
             {
                 var blk = m._decoder[l];
