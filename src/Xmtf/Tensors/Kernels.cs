@@ -15,24 +15,52 @@ public static unsafe class Kernels
     /// <summary>Worker threads for the matrix kernels (default: all cores).</summary>
     public static int Threads { get; set; } = Environment.ProcessorCount;
 
-    const int RowBlock = 4;
+    // Threads take the weight's rows in whole blocks of this many (the GEMM tile height).
+    const int RowBlock = TileRows;
+    // GEMM register tile: 8 weight rows x 32 input rows, 16 accumulators of 16 lanes.
+    const int TileRows = 8, TileCols = 32;
+    // Fewer input rows than this stream the weights (decoding a batch); more are compute bound.
+    const int GemmMinRows = 16;
+
+    static bool UsesTiles(int n) => n >= GemmMinRows && Vector512.IsHardwareAccelerated;
 
     /// <summary>y[n, W.Rows] (+)= x[n, W.Cols] · Wᵀ.</summary>
-    public static void MatMul(float* x, int n, Weight w, float* y, bool accumulate = false)
+    public static void MatMul(float* x, int n, Weight w, float* y, bool accumulate = false) => MatMul(x, n, [w], [(nint)y], accumulate);
+
+    /// <summary>
+    /// Several products of one input, y_i[n, W_i.Rows] (+)= x · W_iᵀ (q, k and v; gate and up projections), in
+    /// one parallel pass: x is prepared once and the threads share one queue of all the weights' rows.
+    /// The weights must have the same width; y_i are float pointers.
+    /// </summary>
+    public static void MatMul(float* x, int n, ReadOnlySpan<Weight> ws, ReadOnlySpan<nint> ys, bool accumulate = false)
     {
-        int m = w.Rows;
-        float[]? split = null;
-        if (n == 1 && w.Type == WeightType.BF16 && Vector512.IsHardwareAccelerated)
+        if (ws.Length != ys.Length) throw new ArgumentException("one output per weight");
+        int k = ws[0].Cols;
+        bool split = n == 1 && Vector512.IsHardwareAccelerated, tiles = UsesTiles(n);
+        foreach (var w in ws)
+        {
+            if (w.Cols != k) throw new ArgumentException("the weights of one MatMul must have the same width");
+            split &= w.Type == WeightType.BF16;
+        }
+        float[]? prep = null;
+        if (split)
         {
             // bf16 pairs read as one uint32 widen with a shift (even element) and a mask (odd element)
             // when x is stored evens-then-odds per 32: two ops per 16 weights instead of four.
-            split = _split is { } b && b.Length >= w.Cols ? b : _split = new float[w.Cols];
-            SplitEvenOdd(x, split, w.Cols);
+            prep = Buffer(ref _prep, k);
+            SplitEvenOdd(x, prep, k);
         }
-        fixed (float* xs = split) MatMulParallel(x, xs is null ? x : xs, n, w, y, accumulate);
+        else if (tiles)
+        {
+            prep = Buffer(ref _prep, (n + TileCols - 1) / TileCols * TileCols * k);
+            TransposeTiles(x, n, k, prep);
+        }
+        fixed (float* xp = prep) MatMulParallel(x, xp is null ? x : xp, n, ws.ToArray(), ys.ToArray(), accumulate);
     }
 
-    [ThreadStatic] static float[]? _split;
+    [ThreadStatic] static float[]? _prep, _scratch;
+
+    static float[] Buffer(ref float[]? b, int length) => b is not null && b.Length >= length ? b : b = new float[length];
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     static void SplitEvenOdd(float* x, float[] dst, int k)
@@ -43,36 +71,70 @@ public static unsafe class Kernels
         for (; i < k; i++) dst[i] = x[i];
     }
 
-    /// <param name="xs">x, or for a bf16 GEMV x split evens-then-odds</param>
-    static void MatMulParallel(float* x, float* xs, int n, Weight w, float* y, bool accumulate)
+    /// <summary>
+    /// x[n, k] into tiles of 32 rows, each stored column by column ([tile][k][32], zero rows past n), so the
+    /// GEMM loads one tile's column as two vectors.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    static void TransposeTiles(float* x, int n, int k, float[] dst)
     {
-        int m = w.Rows;
-        int blocks = (m + RowBlock - 1) / RowBlock;
-        // Enough chunks for load balance, few enough that each one streams a good slice of the weight.
-        int chunks = Math.Min(blocks, Math.Max(1, Threads) * 8);
-        nint px = (nint)x, pxs = (nint)xs, py = (nint)y;
-        if (chunks <= 1 || Threads <= 1 || (long)m * w.Cols * Math.Max(n, 1) < 32_768)
+        int tiles = (n + TileCols - 1) / TileCols;
+        fixed (float* d = dst)
+            for (int t = 0; t < tiles; t++)
+            {
+                float* dt = d + (long)t * k * TileCols;
+                for (int j = 0; j < TileCols; j++)
+                {
+                    int i = t * TileCols + j;
+                    if (i < n)
+                    {
+                        float* xi = x + (long)i * k;
+                        for (int c = 0; c < k; c++) dt[c * TileCols + j] = xi[c];
+                    }
+                    else
+                        for (int c = 0; c < k; c++) dt[c * TileCols + j] = 0;
+                }
+            }
+    }
+
+    /// <param name="xp">x as the kernel wants it: split evens-then-odds (bf16 GEMV), in tiles (GEMM), else x</param>
+    static void MatMulParallel(float* x, float* xp, int n, Weight[] ws, nint[] ys, bool accumulate)
+    {
+        // The weights' rows in blocks, numbered across all weights; a chunk is a run of consecutive blocks.
+        int blocks = 0;
+        long work = 0;
+        foreach (var w in ws)
         {
-            MatMulRows(x, xs, n, w, y, 0, m, accumulate);
-            return;
+            blocks += (w.Rows + RowBlock - 1) / RowBlock;
+            work += (long)w.Rows * w.Cols * Math.Max(n, 1);
         }
+        // Enough chunks for load balance, few enough that each one streams a good slice of the weights.
+        int chunks = Math.Min(blocks, Math.Max(1, Threads) * 8);
+        nint px = (nint)x, pxp = (nint)xp;
+        if (chunks <= 1 || Threads <= 1 || work < 32_768) chunks = 1;
         WorkerPool.For(chunks, Threads, c =>
         {
-            int r0 = (int)((long)blocks * c / chunks) * RowBlock;
-            int r1 = Math.Min(m, (int)((long)blocks * (c + 1) / chunks) * RowBlock);
-            MatMulRows((float*)px, (float*)pxs, n, w, (float*)py, r0, r1, accumulate);
+            int b0 = (int)((long)blocks * c / chunks), b1 = (int)((long)blocks * (c + 1) / chunks), first = 0;
+            for (int i = 0; i < ws.Length && first < b1; i++)
+            {
+                var w = ws[i];
+                int count = (w.Rows + RowBlock - 1) / RowBlock;
+                int lo = Math.Max(b0, first) - first, hi = Math.Min(b1, first + count) - first;
+                if (lo < hi)
+                    MatMulRows((float*)px, (float*)pxp, n, w, (float*)ys[i], lo * RowBlock, Math.Min(w.Rows, hi * RowBlock), accumulate);
+                first += count;
+            }
         });
     }
 
-    [ThreadStatic] static float[]? _scratch;
-
     /// <summary>
     /// Output columns [r0, r1) for all n input rows. One input row (decoding) streams each weight row
-    /// once, widening bf16/int8 in registers. Several rows (encoder, prompt) widen a 4-row block once and
-    /// run a 4x4 register tile over it, so each weight byte is read from memory once per call.
+    /// once, widening bf16/int8 in registers. A few rows (a decoding batch) widen 4 weight rows at a time
+    /// and run a 4x4 register tile of dot products, still reading each weight byte once per call. Many
+    /// rows (encoder, prompt) are compute bound: see <see cref="GemmTiles"/>.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    static void MatMulRows(float* x, float* xs, int n, Weight w, float* y, int r0, int r1, bool accumulate)
+    static void MatMulRows(float* x, float* xp, int n, Weight w, float* y, int r0, int r1, bool accumulate)
     {
         int k = w.Cols, m = w.Rows;
         if (n == 1)
@@ -82,54 +144,108 @@ public static unsafe class Kernels
                 float d = w.Type switch
                 {
                     WeightType.F32 => DotF32(x, (float*)w.Data + (long)r * k, k),
-                    WeightType.BF16 => DotBf16(xs, (ushort*)w.Data + (long)r * k, k),
+                    WeightType.BF16 => DotBf16(xp, (ushort*)w.Data + (long)r * k, k),
                     _ => DotI8(x, (sbyte*)w.Data + (long)r * k, w.Scales + (long)r * k / Weight.GroupSize, k),
                 };
                 y[r] = accumulate ? y[r] + d : d;
             }
             return;
         }
-        float[]? scratch = null;
-        if (w.Type != WeightType.F32)
+        if (UsesTiles(n))
         {
-            scratch = _scratch;
-            if (scratch is null || scratch.Length < RowBlock * k) _scratch = scratch = new float[RowBlock * k];
+            GemmTiles(xp, n, w, y, r0, r1, accumulate);
+            return;
         }
-        fixed (float* s = scratch)
+        fixed (float* s = w.Type == WeightType.F32 ? null : Buffer(ref _scratch, 4 * k))
         {
-            // Input rows go in blocks that stay in L2 while this thread's weight rows pass over them;
-            // without it a long prompt re-streams all of x from memory for every 4 weight rows.
-            int xBlock = Math.Max(4, (256 * 1024 / 4 / k) & ~3);
-            for (int i0 = 0; i0 < n; i0 += xBlock)
+            for (int r = r0; r < r1; r += 4)
             {
-                int i1 = Math.Min(n, i0 + xBlock);
-                for (int r = r0; r < r1; r += RowBlock)
+                int nr = Math.Min(4, r1 - r);
+                float* rows = (float*)w.Data + (long)r * k;
+                if (w.Type != WeightType.F32) { Widen(w, r, nr, s); rows = s; }
+                int i = 0;
+                if (nr == 4)
+                    for (; i + 4 <= n; i += 4) Tile4x4(x + (long)i * k, k, rows, y + (long)i * m + r, m, accumulate);
+                for (; i < n; i++)
                 {
-                    int nr = Math.Min(RowBlock, r1 - r);
-                    float* rows = (float*)w.Data + (long)r * k;
-                    if (w.Type != WeightType.F32) { Widen(w, r, nr, s); rows = s; }
-                    int i = i0;
-                    if (nr == RowBlock)
-                        for (; i + 4 <= i1; i += 4) Tile4x4(x + (long)i * k, k, rows, y + (long)i * m + r, m, accumulate);
-                    for (; i < i1; i++)
+                    float* xi = x + (long)i * k;
+                    float* yi = y + (long)i * m + r;
+                    if (nr == 4)
                     {
-                        float* xi = x + (long)i * k;
-                        float* yi = y + (long)i * m + r;
-                        if (nr == RowBlock)
-                        {
-                            Dot4(xi, rows, k, out var d0, out var d1, out var d2, out var d3);
-                            Store4(yi, d0, d1, d2, d3, accumulate);
-                        }
-                        else
-                            for (int j = 0; j < nr; j++)
-                            {
-                                float d = Dot(xi, rows + (long)j * k, k);
-                                yi[j] = accumulate ? yi[j] + d : d;
-                            }
+                        Dot4(xi, rows, k, out var d0, out var d1, out var d2, out var d3);
+                        Store4(yi, d0, d1, d2, d3, accumulate);
                     }
+                    else
+                        for (int j = 0; j < nr; j++)
+                        {
+                            float d = Dot(xi, rows + (long)j * k, k);
+                            yi[j] = accumulate ? yi[j] + d : d;
+                        }
                 }
             }
         }
+    }
+
+    /// <summary>
+    /// Output columns [r0, r1) for n ≥ 16 input rows, in 8 x 32 register tiles: each step loads one column
+    /// of a 32-row input tile (two vectors, from <see cref="TransposeTiles"/>) and broadcasts one element of
+    /// each of 8 weight rows, 16 FMAs for 10 loads. bf16/int8 rows are widened to fp32 once per 8-row block.
+    /// Input tiles go in passes small enough to stay in L2 while the weight block stays in L1.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    static void GemmTiles(float* xt, int n, Weight w, float* y, int r0, int r1, bool accumulate)
+    {
+        int k = w.Cols, m = w.Rows, tiles = (n + TileCols - 1) / TileCols;
+        int pass = Math.Max(1, 768 * 1024 / (k * TileCols * sizeof(float)));
+        float* tile = stackalloc float[TileRows * TileCols];
+        fixed (float* s = Buffer(ref _scratch, TileRows * k))
+            for (int t0 = 0; t0 < tiles; t0 += pass)
+                for (int r = r0; r < r1; r += TileRows)
+                {
+                    int nr = Math.Min(TileRows, r1 - r);
+                    float* rows = (float*)w.Data + (long)r * k;
+                    if (w.Type != WeightType.F32 || nr < TileRows)
+                    {
+                        Widen(w, r, nr, s);
+                        new Span<float>(s + nr * k, (TileRows - nr) * k).Clear();
+                        rows = s;
+                    }
+                    for (int t = t0; t < Math.Min(tiles, t0 + pass); t++)
+                    {
+                        Tile8x32(rows, k, xt + (long)t * k * TileCols, tile);
+                        int i0 = t * TileCols;
+                        for (int i = 0; i < Math.Min(TileCols, n - i0); i++)
+                        {
+                            float* yi = y + (long)(i0 + i) * m + r;
+                            for (int j = 0; j < nr; j++) yi[j] = accumulate ? yi[j] + tile[j * TileCols + i] : tile[j * TileCols + i];
+                        }
+                    }
+                }
+    }
+
+    /// <summary>tile[8, 32] = w[8 rows, k] · xt[k, 32] (one input tile, column by column).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    static void Tile8x32(float* w, int k, float* xt, float* tile)
+    {
+        float* w1 = w + k, w2 = w1 + k, w3 = w2 + k, w4 = w3 + k, w5 = w4 + k, w6 = w5 + k, w7 = w6 + k;
+        Vector512<float> c00 = default, c01 = default, c10 = default, c11 = default, c20 = default, c21 = default, c30 = default, c31 = default,
+            c40 = default, c41 = default, c50 = default, c51 = default, c60 = default, c61 = default, c70 = default, c71 = default;
+        for (int i = 0; i < k; i++, xt += TileCols)
+        {
+            var b0 = Vector512.Load(xt); var b1 = Vector512.Load(xt + 16);
+            var a = Vector512.Create(w[i]); c00 = Vector512.FusedMultiplyAdd(a, b0, c00); c01 = Vector512.FusedMultiplyAdd(a, b1, c01);
+            a = Vector512.Create(w1[i]); c10 = Vector512.FusedMultiplyAdd(a, b0, c10); c11 = Vector512.FusedMultiplyAdd(a, b1, c11);
+            a = Vector512.Create(w2[i]); c20 = Vector512.FusedMultiplyAdd(a, b0, c20); c21 = Vector512.FusedMultiplyAdd(a, b1, c21);
+            a = Vector512.Create(w3[i]); c30 = Vector512.FusedMultiplyAdd(a, b0, c30); c31 = Vector512.FusedMultiplyAdd(a, b1, c31);
+            a = Vector512.Create(w4[i]); c40 = Vector512.FusedMultiplyAdd(a, b0, c40); c41 = Vector512.FusedMultiplyAdd(a, b1, c41);
+            a = Vector512.Create(w5[i]); c50 = Vector512.FusedMultiplyAdd(a, b0, c50); c51 = Vector512.FusedMultiplyAdd(a, b1, c51);
+            a = Vector512.Create(w6[i]); c60 = Vector512.FusedMultiplyAdd(a, b0, c60); c61 = Vector512.FusedMultiplyAdd(a, b1, c61);
+            a = Vector512.Create(w7[i]); c70 = Vector512.FusedMultiplyAdd(a, b0, c70); c71 = Vector512.FusedMultiplyAdd(a, b1, c71);
+        }
+        c00.Store(tile); c01.Store(tile + 16); c10.Store(tile + 32); c11.Store(tile + 48);
+        c20.Store(tile + 64); c21.Store(tile + 80); c30.Store(tile + 96); c31.Store(tile + 112);
+        c40.Store(tile + 128); c41.Store(tile + 144); c50.Store(tile + 160); c51.Store(tile + 176);
+        c60.Store(tile + 192); c61.Store(tile + 208); c70.Store(tile + 224); c71.Store(tile + 240);
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
@@ -294,14 +410,15 @@ public static unsafe class Kernels
         return Vector512.FusedMultiplyAdd(xh, hi, xl * lo);
     }
 
-    /// <summary>Rows [r, r+nr) of a bf16 / int8 weight widened to fp32 into dst.</summary>
+    /// <summary>Rows [r, r+nr) of a weight as fp32 into dst.</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     static void Widen(Weight w, int r, int nr, float* dst)
     {
         int k = w.Cols;
         long o = (long)r * k;
         int len = nr * k;
-        if (w.Type == WeightType.BF16)
+        if (w.Type == WeightType.F32) new ReadOnlySpan<float>((float*)w.Data + o, len).CopyTo(new Span<float>(dst, len));
+        else if (w.Type == WeightType.BF16)
         {
             ushort* src = (ushort*)w.Data + o;
             int i = 0;

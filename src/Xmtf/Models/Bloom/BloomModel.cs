@@ -152,7 +152,8 @@ public sealed unsafe class BloomModel : IGenerativeModel, IChoiceScorer
         readonly bool[][] _mask;   // row → key position → real token
         readonly int[][] _pos;     // row → key position → ALiBi position
         readonly int[][] _startIds;
-        float[][] _k, _v, _spareK, _spareV;
+        float[][] _k, _v;
+        float[][]? _spareK, _spareV; // Reorder's targets, made on its first call (beam search)
         bool[][] _spareMask;
         int[][] _sparePos;
         int _length;
@@ -181,9 +182,10 @@ public sealed unsafe class BloomModel : IGenerativeModel, IChoiceScorer
             }
             _spareMask = _mask.Select(x => (bool[])x.Clone()).ToArray();
             _sparePos = _pos.Select(x => (int[])x.Clone()).ToArray();
-            float[][] Cache() => Enumerable.Range(0, m._blocks.Length).Select(_ => new float[Rows * _capacity * hs]).ToArray();
-            _k = Cache(); _v = Cache(); _spareK = Cache(); _spareV = Cache();
+            _k = Cache(); _v = Cache();
         }
+
+        float[][] Cache() => Enumerable.Range(0, _m._blocks.Length).Select(_ => new float[Rows * _capacity * _m.Config.HiddenSize]).ToArray();
 
         public int[] StartIds(int row) => _startIds[row];
 
@@ -262,6 +264,7 @@ public sealed unsafe class BloomModel : IGenerativeModel, IChoiceScorer
         public void Reorder(ReadOnlySpan<int> sources)
         {
             int hs = _m.Config.HiddenSize, span = _length * hs, stride = _capacity * hs;
+            _spareK ??= Cache(); _spareV ??= Cache();
             for (int l = 0; l < _k.Length; l++)
                 for (int r = 0; r < Rows; r++)
                 {

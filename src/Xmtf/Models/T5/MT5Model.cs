@@ -189,8 +189,8 @@ public sealed unsafe class MT5Model : IGenerativeModel, IChoiceScorer
         for (int i = 0; i < n; i++) Kernels.RmsNorm(h.AsSpan(i * d, d), b.FfNorm, Config.Eps, s.Norm.AsSpan(i * d, d));
         fixed (float* pn = s.Norm, pa = s.Ff0, pg = s.Ff1, ph = h)
         {
-            Kernels.MatMul(pn, n, b.Wi0, pa);
-            if (b.Wi1 is not null) Kernels.MatMul(pn, n, b.Wi1, pg);
+            if (b.Wi1 is null) Kernels.MatMul(pn, n, b.Wi0, pa);
+            else Kernels.MatMul(pn, n, [b.Wi0, b.Wi1], [(nint)pa, (nint)pg]);
             var act = new Span<float>(pa, n * ff);
             Activate(act);
             if (b.Wi1 is not null) TensorPrimitives.Multiply(act, new ReadOnlySpan<float>(pg, n * ff), act);
@@ -215,6 +215,12 @@ public sealed unsafe class MT5Model : IGenerativeModel, IChoiceScorer
     void Project(float[] x, int n, Weight w, float[] y, bool accumulate = false)
     {
         fixed (float* px = x, py = y) Kernels.MatMul(px, n, w, py, accumulate);
+    }
+
+    /// <summary>Self-attention q, k and v of s.Norm into s.Q, s.K, s.V, in one pass.</summary>
+    static void ProjectQkv(AttentionWeights a, int n, Scratch s)
+    {
+        fixed (float* px = s.Norm, pq = s.Q, pk = s.K, pv = s.V) Kernels.MatMul(px, n, [a.Q, a.K, a.V], [(nint)pq, (nint)pk, (nint)pv]);
     }
 
     void Embed(ReadOnlySpan<int> ids, float[] h)
@@ -249,9 +255,7 @@ public sealed unsafe class MT5Model : IGenerativeModel, IChoiceScorer
         foreach (var blk in _encoder)
         {
             for (int i = 0; i < n; i++) Kernels.RmsNorm(h.AsSpan(i * d, d), blk.SelfNorm, Config.Eps, s.Norm.AsSpan(i * d, d));
-            Project(s.Norm, n, blk.Self.Q, s.Q);
-            Project(s.Norm, n, blk.Self.K, s.K);
-            Project(s.Norm, n, blk.Self.V, s.V);
+            ProjectQkv(blk.Self, n, s);
             Attention.Compute(s.Q, L, B, s.K, s.V, H, Config.DKv, r => r * L, (_, _) => L, (r, j) => m[r][j],
                 (_, hd, i, j) => _encBias[buckets[j - i + L - 1] * H + hd], 1f, s.Ctx);
             Project(s.Ctx, n, blk.Self.O, h, accumulate: true);
@@ -279,7 +283,8 @@ public sealed unsafe class MT5Model : IGenerativeModel, IChoiceScorer
         readonly int _srcLen, _capacity;
         readonly bool[][] _srcMask;
         readonly float[][] _crossK, _crossV; // per layer [prompts * srcLen, inner]
-        float[][] _selfK, _selfV, _spareK, _spareV;
+        float[][] _selfK, _selfV;
+        float[][]? _spareK, _spareV; // Reorder's targets, made on its first call (beam search)
         int[] _prompt; // row → prompt index
         int[] _spareRows;
         int _length;
@@ -301,15 +306,16 @@ public sealed unsafe class MT5Model : IGenerativeModel, IChoiceScorer
             {
                 _crossK[l] = new float[P * srcLen * inner];
                 _crossV[l] = new float[P * srcLen * inner];
-                m.Project(enc, P * srcLen, m._decoder[l].Cross!.K, _crossK[l]);
-                m.Project(enc, P * srcLen, m._decoder[l].Cross!.V, _crossV[l]);
+                fixed (float* pe = enc, pk = _crossK[l], pv = _crossV[l])
+                    Kernels.MatMul(pe, P * srcLen, [m._decoder[l].Cross!.K, m._decoder[l].Cross!.V], [(nint)pk, (nint)pv]);
             }
-            float[][] Cache() => Enumerable.Range(0, m._decoder.Length).Select(_ => new float[Rows * capacity * inner]).ToArray();
-            _selfK = Cache(); _selfV = Cache(); _spareK = Cache(); _spareV = Cache();
+            _selfK = Cache(); _selfV = Cache();
             // Causal buckets of every query-key distance the cache can hold, computed once, not per step.
             _buckets = new int[capacity];
             for (int rel = 0; rel < capacity; rel++) _buckets[rel] = RelativeBucket(-rel, false, m.Config.NumBuckets, m.Config.MaxDistance);
         }
+
+        float[][] Cache() => Enumerable.Range(0, _m._decoder.Length).Select(_ => new float[Rows * _capacity * _m._inner]).ToArray();
 
         public int[] StartIds(int row) => [_m.Config.DecoderStartTokenId];
 
@@ -336,9 +342,7 @@ public sealed unsafe class MT5Model : IGenerativeModel, IChoiceScorer
             {
                 var blk = m._decoder[l];
                 for (int i = 0; i < n; i++) Kernels.RmsNorm(h.AsSpan(i * d, d), blk.SelfNorm, c.Eps, _s.Norm.AsSpan(i * d, d));
-                m.Project(_s.Norm, n, blk.Self.Q, _s.Q);
-                m.Project(_s.Norm, n, blk.Self.K, _s.K);
-                m.Project(_s.Norm, n, blk.Self.V, _s.V);
+                ProjectQkv(blk.Self, n, _s);
                 var kc = _selfK[l]; var vc = _selfV[l];
                 for (int r = 0; r < Rows; r++)
                 {
@@ -376,6 +380,7 @@ public sealed unsafe class MT5Model : IGenerativeModel, IChoiceScorer
         public void Reorder(ReadOnlySpan<int> sources)
         {
             int inner = _m._inner, span = _length * inner, stride = _capacity * inner;
+            _spareK ??= Cache(); _spareV ??= Cache();
             for (int l = 0; l < _selfK.Length; l++)
                 for (int r = 0; r < Rows; r++)
                 {
