@@ -28,10 +28,32 @@ public static unsafe class MachineLimits
             var sums = new float[threads]; // kept so the reads cannot be optimized away
             double best = double.MaxValue;
             for (int r = 0; r < repeats; r++)
-                best = Math.Min(best, OnThreads(threads, t => sums[t] = TensorPrimitives.Sum(new ReadOnlySpan<float>(p + Slice(n, threads, t), (int)Length(n, threads, t)))));
+                best = Math.Min(best, OnThreads(threads, t => sums[t] = Read(p + Slice(n, threads, t), Length(n, threads, t))));
             return n * sizeof(float) / best / 1e9;
         }
         finally { NativeMemory.AlignedFree(p); }
+    }
+
+    /// <summary>
+    /// Reads n floats front to back as fast as the core can issue loads: four independent vector adds per
+    /// 256 bytes, the same access pattern as the GEMV kernels (TensorPrimitives.Sum read 15-25% slower).
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    static float Read(float* p, long n)
+    {
+        long i = 0;
+        float s = 0;
+        if (Vector512.IsHardwareAccelerated)
+        {
+            Vector512<float> a0 = default, a1 = default, a2 = default, a3 = default;
+            for (; i + 64 <= n; i += 64)
+            {
+                a0 += Vector512.Load(p + i); a1 += Vector512.Load(p + i + 16);
+                a2 += Vector512.Load(p + i + 32); a3 += Vector512.Load(p + i + 48);
+            }
+            s = Vector512.Sum((a0 + a1) + (a2 + a3));
+        }
+        return s + TensorPrimitives.Sum(new ReadOnlySpan<float>(p + i, (int)(n - i)));
     }
 
     static long Slice(long n, int parts, int i) => n * i / parts;

@@ -1,5 +1,6 @@
 using System.Numerics.Tensors;
 using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
 using System.Runtime.Intrinsics;
 using System.Runtime.Intrinsics.X86;
 
@@ -30,40 +31,47 @@ public static unsafe class Kernels
     /// <summary>
     /// Several products of one input, y_i[n, W_i.Rows] (+)= x · W_iᵀ (q, k and v; gate and up projections), in
     /// one parallel pass: x is prepared once and the threads share one queue of all the weights' rows.
-    /// The weights must have the same width; y_i are float pointers.
+    /// The weights must have the same width and type; y_i are float pointers.
     /// </summary>
     public static void MatMul(float* x, int n, ReadOnlySpan<Weight> ws, ReadOnlySpan<nint> ys, bool accumulate = false)
     {
         if (ws.Length != ys.Length) throw new ArgumentException("one output per weight");
         int k = ws[0].Cols;
-        bool split = n == 1 && Vector512.IsHardwareAccelerated, tiles = UsesTiles(n);
         foreach (var w in ws)
+            if (w.Cols != k || w.Type != ws[0].Type) throw new ArgumentException("the weights of one MatMul must have the same width and type");
+        float* prep = null;
+        if (n == 1)
         {
-            if (w.Cols != k) throw new ArgumentException("the weights of one MatMul must have the same width");
-            split &= w.Type == WeightType.BF16;
+            // A copy on a 64-byte boundary: x is read once per weight row. For bf16, bf16 pairs read as one
+            // uint32 widen with a shift (even element) and a mask (odd element) when x is stored
+            // evens-then-odds per 32: two ops per 16 weights instead of four.
+            prep = Aligned(ref _prep, k);
+            if (ws[0].Type == WeightType.BF16 && Vector512.IsHardwareAccelerated) SplitEvenOdd(x, prep, k);
+            else new ReadOnlySpan<float>(x, k).CopyTo(new Span<float>(prep, k));
         }
-        float[]? prep = null;
-        if (split)
+        else if (UsesTiles(n))
         {
-            // bf16 pairs read as one uint32 widen with a shift (even element) and a mask (odd element)
-            // when x is stored evens-then-odds per 32: two ops per 16 weights instead of four.
-            prep = Buffer(ref _prep, k);
-            SplitEvenOdd(x, prep, k);
-        }
-        else if (tiles)
-        {
-            prep = Buffer(ref _prep, (n + TileCols - 1) / TileCols * TileCols * k);
+            prep = Aligned(ref _prep, (n + TileCols - 1) / TileCols * TileCols * k);
             TransposeTiles(x, n, k, prep);
         }
-        fixed (float* xp = prep) MatMulParallel(x, xp is null ? x : xp, n, ws.ToArray(), ys.ToArray(), accumulate);
+        MatMulParallel(x, prep is null ? x : prep, n, ws.ToArray(), ys.ToArray(), accumulate);
     }
 
     [ThreadStatic] static float[]? _prep, _scratch;
 
-    static float[] Buffer(ref float[]? b, int length) => b is not null && b.Length >= length ? b : b = new float[length];
+    /// <summary>
+    /// A per-thread buffer of at least <paramref name="length"/> floats starting on a 64-byte boundary (a
+    /// vector load that straddles two cache lines costs two: it made the bf16 GEMV 30% slower).
+    /// Pinned, so the pointer stays valid; grown, never shrunk.
+    /// </summary>
+    static float* Aligned(ref float[]? b, long length)
+    {
+        if (b is null || b.Length < length + 16) b = GC.AllocateUninitializedArray<float>(checked((int)length + 16), pinned: true);
+        return (float*)(((nint)Unsafe.AsPointer(ref MemoryMarshal.GetArrayDataReference(b)) + 63) & ~(nint)63);
+    }
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    static void SplitEvenOdd(float* x, float[] dst, int k)
+    static void SplitEvenOdd(float* x, float* dst, int k)
     {
         int i = 0;
         for (; i + 32 <= k; i += 32)
@@ -76,28 +84,27 @@ public static unsafe class Kernels
     /// GEMM loads one tile's column as two vectors.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    static void TransposeTiles(float* x, int n, int k, float[] dst)
+    static void TransposeTiles(float* x, int n, int k, float* d)
     {
         int tiles = (n + TileCols - 1) / TileCols;
-        fixed (float* d = dst)
-            for (int t = 0; t < tiles; t++)
+        for (int t = 0; t < tiles; t++)
+        {
+            float* dt = d + (long)t * k * TileCols;
+            for (int j = 0; j < TileCols; j++)
             {
-                float* dt = d + (long)t * k * TileCols;
-                for (int j = 0; j < TileCols; j++)
+                int i = t * TileCols + j;
+                if (i < n)
                 {
-                    int i = t * TileCols + j;
-                    if (i < n)
-                    {
-                        float* xi = x + (long)i * k;
-                        for (int c = 0; c < k; c++) dt[c * TileCols + j] = xi[c];
-                    }
-                    else
-                        for (int c = 0; c < k; c++) dt[c * TileCols + j] = 0;
+                    float* xi = x + (long)i * k;
+                    for (int c = 0; c < k; c++) dt[c * TileCols + j] = xi[c];
                 }
+                else
+                    for (int c = 0; c < k; c++) dt[c * TileCols + j] = 0;
             }
+        }
     }
 
-    /// <param name="xp">x as the kernel wants it: split evens-then-odds (bf16 GEMV), in tiles (GEMM), else x</param>
+    /// <param name="xp">x as the kernel wants it: aligned (GEMV; bf16: split evens-then-odds), in tiles (GEMM), else x</param>
     static void MatMulParallel(float* x, float* xp, int n, Weight[] ws, nint[] ys, bool accumulate)
     {
         // The weights' rows in blocks, numbered across all weights; a chunk is a run of consecutive blocks.
@@ -139,15 +146,12 @@ public static unsafe class Kernels
         int k = w.Cols, m = w.Rows;
         if (n == 1)
         {
-            for (int r = r0; r < r1; r++)
+            long o = (long)r0 * k;
+            switch (w.Type)
             {
-                float d = w.Type switch
-                {
-                    WeightType.F32 => DotF32(x, (float*)w.Data + (long)r * k, k),
-                    WeightType.BF16 => DotBf16(xp, (ushort*)w.Data + (long)r * k, k),
-                    _ => DotI8(x, (sbyte*)w.Data + (long)r * k, w.Scales + (long)r * k / Weight.GroupSize, k),
-                };
-                y[r] = accumulate ? y[r] + d : d;
+                case WeightType.F32: GemvF32(xp, (float*)w.Data + o, k, y + r0, r1 - r0, accumulate); break;
+                case WeightType.BF16: GemvBf16(xp, (ushort*)w.Data + o, k, y + r0, r1 - r0, accumulate); break;
+                default: GemvI8(xp, (sbyte*)w.Data + o, w.Scales + o / Weight.GroupSize, k, y + r0, r1 - r0, accumulate); break;
             }
             return;
         }
@@ -156,32 +160,30 @@ public static unsafe class Kernels
             GemmTiles(xp, n, w, y, r0, r1, accumulate);
             return;
         }
-        fixed (float* s = w.Type == WeightType.F32 ? null : Buffer(ref _scratch, 4 * k))
+        float* s = w.Type == WeightType.F32 ? null : Aligned(ref _scratch, 4 * k);
+        for (int r = r0; r < r1; r += 4)
         {
-            for (int r = r0; r < r1; r += 4)
+            int nr = Math.Min(4, r1 - r);
+            float* rows = (float*)w.Data + (long)r * k;
+            if (w.Type != WeightType.F32) { Widen(w, r, nr, s); rows = s; }
+            int i = 0;
+            if (nr == 4)
+                for (; i + 4 <= n; i += 4) Tile4x4(x + (long)i * k, k, rows, y + (long)i * m + r, m, accumulate);
+            for (; i < n; i++)
             {
-                int nr = Math.Min(4, r1 - r);
-                float* rows = (float*)w.Data + (long)r * k;
-                if (w.Type != WeightType.F32) { Widen(w, r, nr, s); rows = s; }
-                int i = 0;
+                float* xi = x + (long)i * k;
+                float* yi = y + (long)i * m + r;
                 if (nr == 4)
-                    for (; i + 4 <= n; i += 4) Tile4x4(x + (long)i * k, k, rows, y + (long)i * m + r, m, accumulate);
-                for (; i < n; i++)
                 {
-                    float* xi = x + (long)i * k;
-                    float* yi = y + (long)i * m + r;
-                    if (nr == 4)
-                    {
-                        Dot4(xi, rows, k, out var d0, out var d1, out var d2, out var d3);
-                        Store4(yi, d0, d1, d2, d3, accumulate);
-                    }
-                    else
-                        for (int j = 0; j < nr; j++)
-                        {
-                            float d = Dot(xi, rows + (long)j * k, k);
-                            yi[j] = accumulate ? yi[j] + d : d;
-                        }
+                    Dot4(xi, rows, k, out var d0, out var d1, out var d2, out var d3);
+                    Store4(yi, d0, d1, d2, d3, accumulate);
                 }
+                else
+                    for (int j = 0; j < nr; j++)
+                    {
+                        float d = Dot(xi, rows + (long)j * k, k);
+                        yi[j] = accumulate ? yi[j] + d : d;
+                    }
             }
         }
     }
@@ -198,29 +200,29 @@ public static unsafe class Kernels
         int k = w.Cols, m = w.Rows, tiles = (n + TileCols - 1) / TileCols;
         int pass = Math.Max(1, 768 * 1024 / (k * TileCols * sizeof(float)));
         float* tile = stackalloc float[TileRows * TileCols];
-        fixed (float* s = Buffer(ref _scratch, TileRows * k))
-            for (int t0 = 0; t0 < tiles; t0 += pass)
-                for (int r = r0; r < r1; r += TileRows)
+        float* s = Aligned(ref _scratch, TileRows * k);
+        for (int t0 = 0; t0 < tiles; t0 += pass)
+            for (int r = r0; r < r1; r += TileRows)
+            {
+                int nr = Math.Min(TileRows, r1 - r);
+                float* rows = (float*)w.Data + (long)r * k;
+                if (w.Type != WeightType.F32 || nr < TileRows)
                 {
-                    int nr = Math.Min(TileRows, r1 - r);
-                    float* rows = (float*)w.Data + (long)r * k;
-                    if (w.Type != WeightType.F32 || nr < TileRows)
+                    Widen(w, r, nr, s);
+                    new Span<float>(s + nr * k, (TileRows - nr) * k).Clear();
+                    rows = s;
+                }
+                for (int t = t0; t < Math.Min(tiles, t0 + pass); t++)
+                {
+                    Tile8x32(rows, k, xt + (long)t * k * TileCols, tile);
+                    int i0 = t * TileCols;
+                    for (int i = 0; i < Math.Min(TileCols, n - i0); i++)
                     {
-                        Widen(w, r, nr, s);
-                        new Span<float>(s + nr * k, (TileRows - nr) * k).Clear();
-                        rows = s;
-                    }
-                    for (int t = t0; t < Math.Min(tiles, t0 + pass); t++)
-                    {
-                        Tile8x32(rows, k, xt + (long)t * k * TileCols, tile);
-                        int i0 = t * TileCols;
-                        for (int i = 0; i < Math.Min(TileCols, n - i0); i++)
-                        {
-                            float* yi = y + (long)(i0 + i) * m + r;
-                            for (int j = 0; j < nr; j++) yi[j] = accumulate ? yi[j] + tile[j * TileCols + i] : tile[j * TileCols + i];
-                        }
+                        float* yi = y + (long)(i0 + i) * m + r;
+                        for (int j = 0; j < nr; j++) yi[j] = accumulate ? yi[j] + tile[j * TileCols + i] : tile[j * TileCols + i];
                     }
                 }
+            }
     }
 
     /// <summary>tile[8, 32] = w[8 rows, k] · xt[k, 32] (one input tile, column by column).</summary>
@@ -229,18 +231,18 @@ public static unsafe class Kernels
     {
         float* w1 = w + k, w2 = w1 + k, w3 = w2 + k, w4 = w3 + k, w5 = w4 + k, w6 = w5 + k, w7 = w6 + k;
         Vector512<float> c00 = default, c01 = default, c10 = default, c11 = default, c20 = default, c21 = default, c30 = default, c31 = default,
-            c40 = default, c41 = default, c50 = default, c51 = default, c60 = default, c61 = default, c70 = default, c71 = default;
+        c40 = default, c41 = default, c50 = default, c51 = default, c60 = default, c61 = default, c70 = default, c71 = default;
         for (int i = 0; i < k; i++, xt += TileCols)
         {
-            var b0 = Vector512.Load(xt); var b1 = Vector512.Load(xt + 16);
-            var a = Vector512.Create(w[i]); c00 = Vector512.FusedMultiplyAdd(a, b0, c00); c01 = Vector512.FusedMultiplyAdd(a, b1, c01);
-            a = Vector512.Create(w1[i]); c10 = Vector512.FusedMultiplyAdd(a, b0, c10); c11 = Vector512.FusedMultiplyAdd(a, b1, c11);
-            a = Vector512.Create(w2[i]); c20 = Vector512.FusedMultiplyAdd(a, b0, c20); c21 = Vector512.FusedMultiplyAdd(a, b1, c21);
-            a = Vector512.Create(w3[i]); c30 = Vector512.FusedMultiplyAdd(a, b0, c30); c31 = Vector512.FusedMultiplyAdd(a, b1, c31);
-            a = Vector512.Create(w4[i]); c40 = Vector512.FusedMultiplyAdd(a, b0, c40); c41 = Vector512.FusedMultiplyAdd(a, b1, c41);
-            a = Vector512.Create(w5[i]); c50 = Vector512.FusedMultiplyAdd(a, b0, c50); c51 = Vector512.FusedMultiplyAdd(a, b1, c51);
-            a = Vector512.Create(w6[i]); c60 = Vector512.FusedMultiplyAdd(a, b0, c60); c61 = Vector512.FusedMultiplyAdd(a, b1, c61);
-            a = Vector512.Create(w7[i]); c70 = Vector512.FusedMultiplyAdd(a, b0, c70); c71 = Vector512.FusedMultiplyAdd(a, b1, c71);
+        var b0 = Vector512.Load(xt); var b1 = Vector512.Load(xt + 16);
+        var a = Vector512.Create(w[i]); c00 = Vector512.FusedMultiplyAdd(a, b0, c00); c01 = Vector512.FusedMultiplyAdd(a, b1, c01);
+        a = Vector512.Create(w1[i]); c10 = Vector512.FusedMultiplyAdd(a, b0, c10); c11 = Vector512.FusedMultiplyAdd(a, b1, c11);
+        a = Vector512.Create(w2[i]); c20 = Vector512.FusedMultiplyAdd(a, b0, c20); c21 = Vector512.FusedMultiplyAdd(a, b1, c21);
+        a = Vector512.Create(w3[i]); c30 = Vector512.FusedMultiplyAdd(a, b0, c30); c31 = Vector512.FusedMultiplyAdd(a, b1, c31);
+        a = Vector512.Create(w4[i]); c40 = Vector512.FusedMultiplyAdd(a, b0, c40); c41 = Vector512.FusedMultiplyAdd(a, b1, c41);
+        a = Vector512.Create(w5[i]); c50 = Vector512.FusedMultiplyAdd(a, b0, c50); c51 = Vector512.FusedMultiplyAdd(a, b1, c51);
+        a = Vector512.Create(w6[i]); c60 = Vector512.FusedMultiplyAdd(a, b0, c60); c61 = Vector512.FusedMultiplyAdd(a, b1, c61);
+        a = Vector512.Create(w7[i]); c70 = Vector512.FusedMultiplyAdd(a, b0, c70); c71 = Vector512.FusedMultiplyAdd(a, b1, c71);
         }
         c00.Store(tile); c01.Store(tile + 16); c10.Store(tile + 32); c11.Store(tile + 48);
         c20.Store(tile + 64); c21.Store(tile + 80); c30.Store(tile + 96); c31.Store(tile + 112);
@@ -297,109 +299,128 @@ public static unsafe class Kernels
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     static Vector512<float> Bf16Odd(Vector512<uint> v) => (v & Vector512.Create(0xFFFF0000u)).AsSingle();
 
-    // The GEMV kernels below read one weight row at a time, front to back: one sequential stream per
+    // The GEMV kernels below read the weight rows one after another, front to back: one sequential stream per
     // thread is what the hardware prefetcher follows best. Interleaving four rows, or adding software
     // prefetch, measured 10-30% slower on a 250k-row lm_head.
 
-    /// <summary>x · one fp32 row.</summary>
+    /// <summary>y[r] (+)= x · row r, for rows fp32 rows.</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    static float DotF32(float* x, float* w, int k)
+    static void GemvF32(float* x, float* w, int k, float* y, int rows, bool accumulate)
     {
-        int i = 0;
-        float d = 0;
-        if (Vector512.IsHardwareAccelerated)
+        for (int r = 0; r < rows; r++, w += k)
         {
-            Vector512<float> a0 = default, a1 = default, a2 = default, a3 = default;
-            for (; i + 64 <= k; i += 64)
+            int i = 0;
+            float d = 0;
+            if (Vector512.IsHardwareAccelerated)
             {
-                a0 = Vector512.FusedMultiplyAdd(Vector512.Load(x + i), Vector512.Load(w + i), a0);
-                a1 = Vector512.FusedMultiplyAdd(Vector512.Load(x + i + 16), Vector512.Load(w + i + 16), a1);
-                a2 = Vector512.FusedMultiplyAdd(Vector512.Load(x + i + 32), Vector512.Load(w + i + 32), a2);
-                a3 = Vector512.FusedMultiplyAdd(Vector512.Load(x + i + 48), Vector512.Load(w + i + 48), a3);
+                Vector512<float> a0 = default, a1 = default, a2 = default, a3 = default;
+                for (; i + 64 <= k; i += 64)
+                {
+                    a0 = Vector512.FusedMultiplyAdd(Vector512.Load(x + i), Vector512.Load(w + i), a0);
+                    a1 = Vector512.FusedMultiplyAdd(Vector512.Load(x + i + 16), Vector512.Load(w + i + 16), a1);
+                    a2 = Vector512.FusedMultiplyAdd(Vector512.Load(x + i + 32), Vector512.Load(w + i + 32), a2);
+                    a3 = Vector512.FusedMultiplyAdd(Vector512.Load(x + i + 48), Vector512.Load(w + i + 48), a3);
+                }
+                for (; i + 16 <= k; i += 16) a0 = Vector512.FusedMultiplyAdd(Vector512.Load(x + i), Vector512.Load(w + i), a0);
+                d = Sum((a0 + a1) + (a2 + a3));
             }
-            for (; i + 16 <= k; i += 16) a0 = Vector512.FusedMultiplyAdd(Vector512.Load(x + i), Vector512.Load(w + i), a0);
-            d = Vector512.Sum((a0 + a1) + (a2 + a3));
-        }
-        else if (Vector256.IsHardwareAccelerated)
-        {
-            Vector256<float> a0 = default, a1 = default;
-            for (; i + 16 <= k; i += 16)
+            else if (Vector256.IsHardwareAccelerated)
             {
-                a0 = Vector256.FusedMultiplyAdd(Vector256.Load(x + i), Vector256.Load(w + i), a0);
-                a1 = Vector256.FusedMultiplyAdd(Vector256.Load(x + i + 8), Vector256.Load(w + i + 8), a1);
+                Vector256<float> a0 = default, a1 = default;
+                for (; i + 16 <= k; i += 16)
+                {
+                    a0 = Vector256.FusedMultiplyAdd(Vector256.Load(x + i), Vector256.Load(w + i), a0);
+                    a1 = Vector256.FusedMultiplyAdd(Vector256.Load(x + i + 8), Vector256.Load(w + i + 8), a1);
+                }
+                d = Vector256.Sum(a0 + a1);
             }
-            d = Vector256.Sum(a0 + a1);
+            for (; i < k; i++) d += x[i] * w[i];
+            y[r] = accumulate ? y[r] + d : d;
         }
-        for (; i < k; i++) d += x[i] * w[i];
-        return d;
     }
 
     /// <summary>
-    /// x · one bf16 row, widened in registers. With Vector512, x arrives split evens-then-odds per 32
+    /// y[r] (+)= x · row r, for rows bf16 rows widened in registers. With Vector512, x arrives split evens-then-odds per 32
     /// elements (see <see cref="SplitEvenOdd"/>), so a uint32 load widens with one shift or one mask.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    static float DotBf16(float* x, ushort* w, int k)
+    static void GemvBf16(float* x, ushort* w, int k, float* y, int rows, bool accumulate)
     {
-        int i = 0;
-        float d = 0;
-        if (Vector512.IsHardwareAccelerated)
+        for (int r = 0; r < rows; r++, w += k)
         {
-            Vector512<float> a0 = default, a1 = default, a2 = default, a3 = default;
-            for (; i + 64 <= k; i += 64)
+            int i = 0;
+            float d = 0;
+            if (Vector512.IsHardwareAccelerated)
             {
-                var v = Vector512.Load((uint*)(w + i));
-                a0 = Vector512.FusedMultiplyAdd(Vector512.Load(x + i), Bf16Even(v), a0);
-                a1 = Vector512.FusedMultiplyAdd(Vector512.Load(x + i + 16), Bf16Odd(v), a1);
-                v = Vector512.Load((uint*)(w + i + 32));
-                a2 = Vector512.FusedMultiplyAdd(Vector512.Load(x + i + 32), Bf16Even(v), a2);
-                a3 = Vector512.FusedMultiplyAdd(Vector512.Load(x + i + 48), Bf16Odd(v), a3);
+                Vector512<float> a0 = default, a1 = default, a2 = default, a3 = default;
+                for (; i + 64 <= k; i += 64)
+                {
+                    var v = Vector512.Load((uint*)(w + i));
+                    a0 = Vector512.FusedMultiplyAdd(Vector512.Load(x + i), Bf16Even(v), a0);
+                    a1 = Vector512.FusedMultiplyAdd(Vector512.Load(x + i + 16), Bf16Odd(v), a1);
+                    v = Vector512.Load((uint*)(w + i + 32));
+                    a2 = Vector512.FusedMultiplyAdd(Vector512.Load(x + i + 32), Bf16Even(v), a2);
+                    a3 = Vector512.FusedMultiplyAdd(Vector512.Load(x + i + 48), Bf16Odd(v), a3);
+                }
+                for (; i + 32 <= k; i += 32)
+                {
+                    var v = Vector512.Load((uint*)(w + i));
+                    a0 = Vector512.FusedMultiplyAdd(Vector512.Load(x + i), Bf16Even(v), a0);
+                    a1 = Vector512.FusedMultiplyAdd(Vector512.Load(x + i + 16), Bf16Odd(v), a1);
+                }
+                d = Sum((a0 + a1) + (a2 + a3));
             }
-            for (; i + 32 <= k; i += 32)
+            else if (Vector256.IsHardwareAccelerated)
             {
-                var v = Vector512.Load((uint*)(w + i));
-                a0 = Vector512.FusedMultiplyAdd(Vector512.Load(x + i), Bf16Even(v), a0);
-                a1 = Vector512.FusedMultiplyAdd(Vector512.Load(x + i + 16), Bf16Odd(v), a1);
+                Vector256<float> a0 = default;
+                for (; i + 8 <= k; i += 8)
+                    a0 = Vector256.FusedMultiplyAdd(Vector256.Load(x + i), Vector256.ShiftLeft(Vector256.WidenLower(Vector128.Load(w + i).ToVector256()), 16).AsSingle(), a0);
+                d = Vector256.Sum(a0);
             }
-            d = Vector512.Sum((a0 + a1) + (a2 + a3));
+            for (; i < k; i++) d += x[i] * BitConverter.UInt32BitsToSingle((uint)w[i] << 16);
+            y[r] = accumulate ? y[r] + d : d;
         }
-        else if (Vector256.IsHardwareAccelerated)
-        {
-            Vector256<float> a0 = default;
-            for (; i + 8 <= k; i += 8)
-                a0 = Vector256.FusedMultiplyAdd(Vector256.Load(x + i), Vector256.ShiftLeft(Vector256.WidenLower(Vector128.Load(w + i).ToVector256()), 16).AsSingle(), a0);
-            d = Vector256.Sum(a0);
-        }
-        for (; i < k; i++) d += x[i] * BitConverter.UInt32BitsToSingle((uint)w[i] << 16);
-        return d;
     }
 
     /// <summary>
-    /// x · one int8 row of 32-element groups: each group's partial sum is scaled once (q8_0 style), in registers.
+    /// y[r] (+)= x · row r, for rows int8 rows of 32-element groups: each group's partial sum is scaled once (q8_0 style), in registers.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    static float DotI8(float* x, sbyte* q, float* scales, int k)
+    static void GemvI8(float* x, sbyte* q, float* scales, int k, float* y, int rows, bool accumulate)
     {
-        int groups = k / Weight.GroupSize, g = 0; // Allocate keeps rows that are not whole groups in fp32
-        float d = 0;
-        if (Avx512F.IsSupported)
+        for (int r = 0; r < rows; r++, q += k, scales += k / Weight.GroupSize)
         {
-            Vector512<float> a0 = default, a1 = default;
-            for (; g + 2 <= groups; g += 2)
+            int groups = k / Weight.GroupSize, g = 0; // Allocate keeps rows that are not whole groups in fp32
+            float d = 0;
+            if (Avx512F.IsSupported)
             {
-                int i = g * Weight.GroupSize;
-                a0 = Vector512.FusedMultiplyAdd(GroupDot(Vector512.Load(x + i), Vector512.Load(x + i + 16), q + i), Vector512.Create(scales[g]), a0);
-                a1 = Vector512.FusedMultiplyAdd(GroupDot(Vector512.Load(x + i + 32), Vector512.Load(x + i + 48), q + i + 32), Vector512.Create(scales[g + 1]), a1);
+                Vector512<float> a0 = default, a1 = default;
+                for (; g + 2 <= groups; g += 2)
+                {
+                    int i = g * Weight.GroupSize;
+                    a0 = Vector512.FusedMultiplyAdd(GroupDot(Vector512.Load(x + i), Vector512.Load(x + i + 16), q + i), Vector512.Create(scales[g]), a0);
+                    a1 = Vector512.FusedMultiplyAdd(GroupDot(Vector512.Load(x + i + 32), Vector512.Load(x + i + 48), q + i + 32), Vector512.Create(scales[g + 1]), a1);
+                }
+                d = Sum(a0 + a1);
             }
-            d = Vector512.Sum(a0 + a1);
+            for (; g < groups; g++)
+            {
+                float part = 0;
+                for (int j = g * Weight.GroupSize; j < (g + 1) * Weight.GroupSize; j++) part += x[j] * q[j];
+                d += part * scales[g];
+            }
+            y[r] = accumulate ? y[r] + d : d;
         }
-        for (; g < groups; g++)
-        {
-            float part = 0;
-            for (int j = g * Weight.GroupSize; j < (g + 1) * Weight.GroupSize; j++) part += x[j] * q[j];
-            d += part * scales[g];
-        }
-        return d;
+    }
+
+    /// <summary>The lanes' sum as a halving tree (Vector512.Sum adds four 128-bit quarters one by one: twice the ops).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static float Sum(Vector512<float> v)
+    {
+        var h = v.GetLower() + v.GetUpper();
+        var q = h.GetLower() + h.GetUpper();
+        q += Vector128.Shuffle(q, Vector128.Create(2, 3, 0, 1));
+        return q.ToScalar() + q.GetElement(1);
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
