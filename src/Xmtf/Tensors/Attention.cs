@@ -58,7 +58,7 @@ public static unsafe class Attention
         {
             var acc = Vector512<float>.Zero;
             for (; i + 16 <= n; i += 16) acc = Vector512.FusedMultiplyAdd(Vector512.Load(a + i), Vector512.Load(b + i), acc);
-            s = Vector512.Sum(acc);
+            s = Kernels.Sum(acc);
         }
         for (; i < n; i++) s += a[i] * b[i];
         return s;

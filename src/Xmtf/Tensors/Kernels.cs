@@ -40,13 +40,15 @@ public static unsafe class Kernels
         foreach (var w in ws)
             if (w.Cols != k || w.Type != ws[0].Type) throw new ArgumentException("the weights of one MatMul must have the same width and type");
         float* prep = null;
+        int lead = 0;
         if (n == 1)
         {
             // A copy on a 64-byte boundary: x is read once per weight row. For bf16, bf16 pairs read as one
             // uint32 widen with a shift (even element) and a mask (odd element) when x is stored
             // evens-then-odds per 32: two ops per 16 weights instead of four.
-            prep = Aligned(ref _prep, k);
-            if (ws[0].Type == WeightType.BF16 && Vector512.IsHardwareAccelerated) SplitEvenOdd(x, prep, k);
+            lead = Math.Min(LeadIn(ws[0]), k);
+            prep = Aligned(ref _prep, k + 16) + ((16 - lead % 16) & 15); // prep + lead on a 64-byte boundary
+            if (ws[0].Type == WeightType.BF16 && Vector512.IsHardwareAccelerated) SplitEvenOdd(x, prep, k, lead);
             else new ReadOnlySpan<float>(x, k).CopyTo(new Span<float>(prep, k));
         }
         else if (UsesTiles(n))
@@ -54,7 +56,7 @@ public static unsafe class Kernels
             prep = Aligned(ref _prep, (n + TileCols - 1) / TileCols * TileCols * k);
             TransposeTiles(x, n, k, prep);
         }
-        MatMulParallel(x, prep is null ? x : prep, n, ws.ToArray(), ys.ToArray(), accumulate);
+        MatMulParallel(x, prep is null ? x : prep, lead, n, ws.ToArray(), ys.ToArray(), accumulate);
     }
 
     [ThreadStatic] static float[]? _prep, _scratch;
@@ -71,9 +73,10 @@ public static unsafe class Kernels
     }
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    static void SplitEvenOdd(float* x, float* dst, int k)
+    static void SplitEvenOdd(float* x, float* dst, int k, int lead)
     {
         int i = 0;
+        for (; i < lead; i++) dst[i] = x[i];
         for (; i + 32 <= k; i += 32)
             for (int j = 0; j < 16; j++) { dst[i + j] = x[i + 2 * j]; dst[i + 16 + j] = x[i + 2 * j + 1]; }
         for (; i < k; i++) dst[i] = x[i];
@@ -105,7 +108,7 @@ public static unsafe class Kernels
     }
 
     /// <param name="xp">x as the kernel wants it: aligned (GEMV; bf16: split evens-then-odds), in tiles (GEMM), else x</param>
-    static void MatMulParallel(float* x, float* xp, int n, Weight[] ws, nint[] ys, bool accumulate)
+    static void MatMulParallel(float* x, float* xp, int lead, int n, Weight[] ws, nint[] ys, bool accumulate)
     {
         // The weights' rows in blocks, numbered across all weights; a chunk is a run of consecutive blocks.
         int blocks = 0;
@@ -128,7 +131,7 @@ public static unsafe class Kernels
                 int count = (w.Rows + RowBlock - 1) / RowBlock;
                 int lo = Math.Max(b0, first) - first, hi = Math.Min(b1, first + count) - first;
                 if (lo < hi)
-                    MatMulRows((float*)px, (float*)pxp, n, w, (float*)ys[i], lo * RowBlock, Math.Min(w.Rows, hi * RowBlock), accumulate);
+                    MatMulRows((float*)px, (float*)pxp, lead, n, w, (float*)ys[i], lo * RowBlock, Math.Min(w.Rows, hi * RowBlock), accumulate);
                 first += count;
             }
         });
@@ -141,7 +144,7 @@ public static unsafe class Kernels
     /// rows (encoder, prompt) are compute bound: see <see cref="GemmTiles"/>.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    static void MatMulRows(float* x, float* xp, int n, Weight w, float* y, int r0, int r1, bool accumulate)
+    static void MatMulRows(float* x, float* xp, int lead, int n, Weight w, float* y, int r0, int r1, bool accumulate)
     {
         int k = w.Cols, m = w.Rows;
         if (n == 1)
@@ -149,8 +152,8 @@ public static unsafe class Kernels
             long o = (long)r0 * k;
             switch (w.Type)
             {
-                case WeightType.F32: GemvF32(xp, (float*)w.Data + o, k, y + r0, r1 - r0, accumulate); break;
-                case WeightType.BF16: GemvBf16(xp, (ushort*)w.Data + o, k, y + r0, r1 - r0, accumulate); break;
+                case WeightType.F32: GemvF32(xp, (float*)w.Data + o, k, lead, y + r0, r1 - r0, accumulate); break;
+                case WeightType.BF16: GemvBf16(xp, (ushort*)w.Data + o, k, lead, y + r0, r1 - r0, accumulate); break;
                 default: GemvI8(xp, (sbyte*)w.Data + o, w.Scales + o / Weight.GroupSize, k, y + r0, r1 - r0, accumulate); break;
             }
             return;
@@ -219,11 +222,20 @@ public static unsafe class Kernels
                     for (int i = 0; i < Math.Min(TileCols, n - i0); i++)
                     {
                         float* yi = y + (long)(i0 + i) * m + r;
-                        for (int j = 0; j < nr; j++) yi[j] = accumulate ? yi[j] + tile[j * TileCols + i] : tile[j * TileCols + i];
+                        if (nr == TileRows && Avx2.IsSupported)
+                        {
+                            // Column i of the tile is output row i's 8 values: one gather, one store.
+                            var v = Avx2.GatherVector256(tile + i, TileColumn, sizeof(float));
+                            (accumulate ? v + Vector256.Load(yi) : v).Store(yi);
+                        }
+                        else
+                            for (int j = 0; j < nr; j++) yi[j] = accumulate ? yi[j] + tile[j * TileCols + i] : tile[j * TileCols + i];
                     }
                 }
             }
     }
+
+    static readonly Vector256<int> TileColumn = Vector256.Create(0, 1, 2, 3, 4, 5, 6, 7) * TileCols;
 
     /// <summary>tile[8, 32] = w[8 rows, k] · xt[k, 32] (one input tile, column by column).</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
@@ -231,18 +243,24 @@ public static unsafe class Kernels
     {
         float* w1 = w + k, w2 = w1 + k, w3 = w2 + k, w4 = w3 + k, w5 = w4 + k, w6 = w5 + k, w7 = w6 + k;
         Vector512<float> c00 = default, c01 = default, c10 = default, c11 = default, c20 = default, c21 = default, c30 = default, c31 = default,
-        c40 = default, c41 = default, c50 = default, c51 = default, c60 = default, c61 = default, c70 = default, c71 = default;
+            c40 = default, c41 = default, c50 = default, c51 = default, c60 = default, c61 = default, c70 = default, c71 = default;
         for (int i = 0; i < k; i++, xt += TileCols)
         {
-        var b0 = Vector512.Load(xt); var b1 = Vector512.Load(xt + 16);
-        var a = Vector512.Create(w[i]); c00 = Vector512.FusedMultiplyAdd(a, b0, c00); c01 = Vector512.FusedMultiplyAdd(a, b1, c01);
-        a = Vector512.Create(w1[i]); c10 = Vector512.FusedMultiplyAdd(a, b0, c10); c11 = Vector512.FusedMultiplyAdd(a, b1, c11);
-        a = Vector512.Create(w2[i]); c20 = Vector512.FusedMultiplyAdd(a, b0, c20); c21 = Vector512.FusedMultiplyAdd(a, b1, c21);
-        a = Vector512.Create(w3[i]); c30 = Vector512.FusedMultiplyAdd(a, b0, c30); c31 = Vector512.FusedMultiplyAdd(a, b1, c31);
-        a = Vector512.Create(w4[i]); c40 = Vector512.FusedMultiplyAdd(a, b0, c40); c41 = Vector512.FusedMultiplyAdd(a, b1, c41);
-        a = Vector512.Create(w5[i]); c50 = Vector512.FusedMultiplyAdd(a, b0, c50); c51 = Vector512.FusedMultiplyAdd(a, b1, c51);
-        a = Vector512.Create(w6[i]); c60 = Vector512.FusedMultiplyAdd(a, b0, c60); c61 = Vector512.FusedMultiplyAdd(a, b1, c61);
-        a = Vector512.Create(w7[i]); c70 = Vector512.FusedMultiplyAdd(a, b0, c70); c71 = Vector512.FusedMultiplyAdd(a, b1, c71);
+            if ((i & 15) == 0 && Sse.IsSupported)
+            {
+                // The first input tile pulls the weight rows from memory: ask for them 1 KB ahead.
+                Sse.Prefetch0(w + i + 256); Sse.Prefetch0(w1 + i + 256); Sse.Prefetch0(w2 + i + 256); Sse.Prefetch0(w3 + i + 256);
+                Sse.Prefetch0(w4 + i + 256); Sse.Prefetch0(w5 + i + 256); Sse.Prefetch0(w6 + i + 256); Sse.Prefetch0(w7 + i + 256);
+            }
+            var b0 = Vector512.Load(xt); var b1 = Vector512.Load(xt + 16);
+            var a = Vector512.Create(w[i]); c00 = Vector512.FusedMultiplyAdd(a, b0, c00); c01 = Vector512.FusedMultiplyAdd(a, b1, c01);
+            a = Vector512.Create(w1[i]); c10 = Vector512.FusedMultiplyAdd(a, b0, c10); c11 = Vector512.FusedMultiplyAdd(a, b1, c11);
+            a = Vector512.Create(w2[i]); c20 = Vector512.FusedMultiplyAdd(a, b0, c20); c21 = Vector512.FusedMultiplyAdd(a, b1, c21);
+            a = Vector512.Create(w3[i]); c30 = Vector512.FusedMultiplyAdd(a, b0, c30); c31 = Vector512.FusedMultiplyAdd(a, b1, c31);
+            a = Vector512.Create(w4[i]); c40 = Vector512.FusedMultiplyAdd(a, b0, c40); c41 = Vector512.FusedMultiplyAdd(a, b1, c41);
+            a = Vector512.Create(w5[i]); c50 = Vector512.FusedMultiplyAdd(a, b0, c50); c51 = Vector512.FusedMultiplyAdd(a, b1, c51);
+            a = Vector512.Create(w6[i]); c60 = Vector512.FusedMultiplyAdd(a, b0, c60); c61 = Vector512.FusedMultiplyAdd(a, b1, c61);
+            a = Vector512.Create(w7[i]); c70 = Vector512.FusedMultiplyAdd(a, b0, c70); c71 = Vector512.FusedMultiplyAdd(a, b1, c71);
         }
         c00.Store(tile); c01.Store(tile + 16); c10.Store(tile + 32); c11.Store(tile + 48);
         c20.Store(tile + 64); c21.Store(tile + 80); c30.Store(tile + 96); c31.Store(tile + 112);
@@ -303,14 +321,27 @@ public static unsafe class Kernels
     // thread is what the hardware prefetcher follows best. Interleaving four rows, or adding software
     // prefetch, measured 10-30% slower on a 250k-row lm_head.
 
-    /// <summary>y[r] (+)= x · row r, for rows fp32 rows.</summary>
+    /// <summary>
+    /// Elements of a weight row before its first 64-byte boundary. Tensors used in place from a checkpoint
+    /// start wherever the file puts them (safetensors aligns to 8 bytes), and a vector load that straddles
+    /// two cache lines costs two: the GEMVs run those elements scalar, then x and w are both aligned.
+    /// </summary>
+    static int LeadIn(Weight w) => w.Type switch
+    {
+        WeightType.F32 => (int)((64 - ((nint)w.Data & 63)) & 63) / 4,
+        WeightType.BF16 => (int)((64 - ((nint)w.Data & 63)) & 63) / 2,
+        _ => 0, // int8 lives in memory of our own, aligned
+    };
+
+    /// <summary>y[r] (+)= x · row r, for rows fp32 rows; the first <paramref name="lead"/> elements scalar.</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    static void GemvF32(float* x, float* w, int k, float* y, int rows, bool accumulate)
+    static void GemvF32(float* x, float* w, int k, int lead, float* y, int rows, bool accumulate)
     {
         for (int r = 0; r < rows; r++, w += k)
         {
             int i = 0;
             float d = 0;
+            for (; i < lead; i++) d += x[i] * w[i];
             if (Vector512.IsHardwareAccelerated)
             {
                 Vector512<float> a0 = default, a1 = default, a2 = default, a3 = default;
@@ -322,7 +353,7 @@ public static unsafe class Kernels
                     a3 = Vector512.FusedMultiplyAdd(Vector512.Load(x + i + 48), Vector512.Load(w + i + 48), a3);
                 }
                 for (; i + 16 <= k; i += 16) a0 = Vector512.FusedMultiplyAdd(Vector512.Load(x + i), Vector512.Load(w + i), a0);
-                d = Sum((a0 + a1) + (a2 + a3));
+                d += Sum((a0 + a1) + (a2 + a3));
             }
             else if (Vector256.IsHardwareAccelerated)
             {
@@ -332,7 +363,7 @@ public static unsafe class Kernels
                     a0 = Vector256.FusedMultiplyAdd(Vector256.Load(x + i), Vector256.Load(w + i), a0);
                     a1 = Vector256.FusedMultiplyAdd(Vector256.Load(x + i + 8), Vector256.Load(w + i + 8), a1);
                 }
-                d = Vector256.Sum(a0 + a1);
+                d += Vector256.Sum(a0 + a1);
             }
             for (; i < k; i++) d += x[i] * w[i];
             y[r] = accumulate ? y[r] + d : d;
@@ -340,16 +371,18 @@ public static unsafe class Kernels
     }
 
     /// <summary>
-    /// y[r] (+)= x · row r, for rows bf16 rows widened in registers. With Vector512, x arrives split evens-then-odds per 32
-    /// elements (see <see cref="SplitEvenOdd"/>), so a uint32 load widens with one shift or one mask.
+    /// y[r] (+)= x · row r, for rows bf16 rows widened in registers, the first <paramref name="lead"/> elements
+    /// scalar. With Vector512, x arrives split evens-then-odds per 32 elements from there (see
+    /// <see cref="SplitEvenOdd"/>), so a uint32 load widens with one shift or one mask.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    static void GemvBf16(float* x, ushort* w, int k, float* y, int rows, bool accumulate)
+    static void GemvBf16(float* x, ushort* w, int k, int lead, float* y, int rows, bool accumulate)
     {
         for (int r = 0; r < rows; r++, w += k)
         {
             int i = 0;
             float d = 0;
+            for (; i < lead; i++) d += x[i] * BitConverter.UInt32BitsToSingle((uint)w[i] << 16);
             if (Vector512.IsHardwareAccelerated)
             {
                 Vector512<float> a0 = default, a1 = default, a2 = default, a3 = default;
@@ -368,14 +401,14 @@ public static unsafe class Kernels
                     a0 = Vector512.FusedMultiplyAdd(Vector512.Load(x + i), Bf16Even(v), a0);
                     a1 = Vector512.FusedMultiplyAdd(Vector512.Load(x + i + 16), Bf16Odd(v), a1);
                 }
-                d = Sum((a0 + a1) + (a2 + a3));
+                d += Sum((a0 + a1) + (a2 + a3));
             }
             else if (Vector256.IsHardwareAccelerated)
             {
                 Vector256<float> a0 = default;
                 for (; i + 8 <= k; i += 8)
                     a0 = Vector256.FusedMultiplyAdd(Vector256.Load(x + i), Vector256.ShiftLeft(Vector256.WidenLower(Vector128.Load(w + i).ToVector256()), 16).AsSingle(), a0);
-                d = Vector256.Sum(a0);
+                d += Vector256.Sum(a0);
             }
             for (; i < k; i++) d += x[i] * BitConverter.UInt32BitsToSingle((uint)w[i] << 16);
             y[r] = accumulate ? y[r] + d : d;
@@ -401,7 +434,7 @@ public static unsafe class Kernels
                     a0 = Vector512.FusedMultiplyAdd(GroupDot(Vector512.Load(x + i), Vector512.Load(x + i + 16), q + i), Vector512.Create(scales[g]), a0);
                     a1 = Vector512.FusedMultiplyAdd(GroupDot(Vector512.Load(x + i + 32), Vector512.Load(x + i + 48), q + i + 32), Vector512.Create(scales[g + 1]), a1);
                 }
-                d = Sum(a0 + a1);
+                d += Sum(a0 + a1);
             }
             for (; g < groups; g++)
             {
@@ -415,7 +448,7 @@ public static unsafe class Kernels
 
     /// <summary>The lanes' sum as a halving tree (Vector512.Sum adds four 128-bit quarters one by one: twice the ops).</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    static float Sum(Vector512<float> v)
+    internal static float Sum(Vector512<float> v)
     {
         var h = v.GetLower() + v.GetUpper();
         var q = h.GetLower() + h.GetUpper();
