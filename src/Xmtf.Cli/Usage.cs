@@ -44,6 +44,50 @@ static class Usage
               --json                 print {"choices": [{"text", "logprob"}], "best"}
               --batch-size N         requests per batch in the '-' form (default 8)
             """,
+        "run" => $$"""
+            usage: xmtf run --model M [generation options]
+
+            An interactive session: type a prompt, tokens stream as they are generated; Ctrl-C stops a
+            generation, /set NAME VALUE changes a generation option, /show, /help, /bye.
+            {{Model}}
+              generation options as for 'xmtf generate' (--max-new-tokens, --num-beams, --do-sample, ...)
+            """,
+        "serve" => $$"""
+            usage: xmtf serve --model M [--host 127.0.0.1] [--port 8080] [limits]
+
+            TGI routes (/generate, /generate_stream, /info, /health, /metrics) and OpenAI routes
+            (/v1/completions, /v1/chat/completions), with continuous batching.
+            {{Model}}
+              --max-input-tokens N   longer prompts get 413
+              --max-new-tokens N     larger requests get 422
+              --max-concurrent N     sequences decoded together
+              --max-queue N          waiting requests beyond this get 429
+              --grace S              seconds running requests get after SIGTERM/Ctrl-C (default 30)
+            """,
+        "init" => """
+            usage: xmtf init --config NAME --random --out DIR [--dtype f32|bf16] [--seed S]
+
+            Writes a random-weight model of a released checkpoint's shape (config.json,
+            generation_config.json, model.safetensors), loadable by transformers.
+            NAME: mt0-small, mt0-base, mt0-large, mt0-xl, bloomz-560m, bloomz-1b7, tiny-mt5, tiny-bloom
+            """,
+        "bench" => """
+            usage: xmtf bench --model M | --config NAME [options]
+                   xmtf bench --quality --model M [--json]
+
+            Prompt (encoder) and decode speed next to this machine's limits, measured in the same run:
+            memory read bandwidth (decoding streams every weight once per token) and fp32 FMA peak.
+              --config NAME          a random-weight model of a released shape (cached under the temp dir)
+              --dtype f32|bf16|int8  weights in memory (default f32)
+              --input-tokens N       prompt length (default 64)
+              --new-tokens N         decode steps, eos ignored (default 64)
+              --batch N              sequences decoded together (default 1)
+              --threads N            compute threads (default: all cores)
+              --repeats N            best of N runs (default 3)
+              --bandwidth-mb N       size of the bandwidth probe's buffer (default 1024)
+              --json                 one JSON object (encode_ms, decode_tokens_per_s, bandwidth_fraction, ...)
+              --quality              bf16 and int8 logits against fp32 on the model's golden prompts
+            """,
         _ => null,
     };
 }

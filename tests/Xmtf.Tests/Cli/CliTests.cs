@@ -11,6 +11,16 @@ public class CliTests
     static JsonObject Obj(string line) => (JsonObject)JsonNode.Parse(line)!;
     static int[] Ids(JsonNode? n) => n!.AsArray().Select(x => x!.GetValue<int>()).ToArray();
 
+    [Theory]
+    [InlineData("generate"), InlineData("tokenize"), InlineData("score"), InlineData("download"), InlineData("list"), InlineData("rm")]
+    [InlineData("eval"), InlineData("prompts"), InlineData("init"), InlineData("bench"), InlineData("serve"), InlineData("run")]
+    public void EveryCommandHasHelp(string command)
+    {
+        var (code, outp, err) = XmtfProcess.Run(command, "--help");
+        Assert.True(code == 0, err);
+        Assert.StartsWith($"usage: xmtf {command}", outp);
+    }
+
     [Fact]
     public void GenerateJsonMatchesTransformersGreedy()
     {
