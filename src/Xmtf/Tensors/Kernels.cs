@@ -93,16 +93,14 @@ public static unsafe class Kernels
         for (int t = 0; t < tiles; t++)
         {
             float* dt = d + (long)t * k * TileCols;
-            for (int j = 0; j < TileCols; j++)
+            int rows = Math.Min(TileCols, n - t * TileCols);
+            float* xt = x + (long)t * TileCols * k;
+            // Column by column: the writes run contiguously, the reads advance 32 row streams together.
+            for (int c = 0; c < k; c++, dt += TileCols)
             {
-                int i = t * TileCols + j;
-                if (i < n)
-                {
-                    float* xi = x + (long)i * k;
-                    for (int c = 0; c < k; c++) dt[c * TileCols + j] = xi[c];
-                }
-                else
-                    for (int c = 0; c < k; c++) dt[c * TileCols + j] = 0;
+                int j = 0;
+                for (; j < rows; j++) dt[j] = xt[(long)j * k + c];
+                for (; j < TileCols; j++) dt[j] = 0;
             }
         }
     }
