@@ -8,7 +8,7 @@ namespace Xmtf.Cli;
 
 /// <summary>
 /// <c>xmtf bench --model DIR|HUB-ID | --config NAME [--dtype f32|bf16|int8] [--input-tokens 64] [--new-tokens 64]
-/// [--batch 1] [--threads N] [--repeats 3] [--bandwidth-mb 1024] [--json]</c>: prompt and decode speed next to
+/// [--batch 1] [--threads N] [--repeats 3] [--json]</c>: prompt and decode speed next to
 /// the machine's bandwidth and FMA limits. With <c>--quality</c>: bf16 and int8 logits against fp32's on the
 /// directory's golden.json prompts (random prompts without one).
 /// </summary>
@@ -35,7 +35,7 @@ static class BenchCommand
     internal static Args Parse(string[] argv)
     {
         var a = Args.Parse("bench", argv,
-            ["model", "config", "dtype", "threads", "input-tokens", "new-tokens", "batch", "repeats", "bandwidth-mb", "seed", .. HubCli.ValueOptions],
+            ["model", "config", "dtype", "threads", "input-tokens", "new-tokens", "batch", "repeats", "seed", .. HubCli.ValueOptions],
             ["json", "quality", .. HubCli.FlagOptions]);
         if (a.Positional.Count > 0) throw new XmtfException($"'xmtf bench' takes no positional arguments (got '{a.Positional[0]}')");
         if ((a.Get("model") is null) == (a.Get("config") is null)) throw new XmtfException("'xmtf bench' needs exactly one of --model DIR and --config NAME");
@@ -49,7 +49,7 @@ static class BenchCommand
         {
             InputTokens = a.GetInt("input-tokens") ?? 64, NewTokens = a.GetInt("new-tokens") ?? 64, Batch = a.GetInt("batch") ?? 1,
             Threads = a.GetInt("threads") ?? Environment.ProcessorCount, Repeats = a.GetInt("repeats") ?? 3,
-            BandwidthBytes = (a.GetInt("bandwidth-mb") ?? 1024) * (1L << 20), Seed = a.GetInt("seed") ?? 1,
+            Seed = a.GetInt("seed") ?? 1,
         };
         return ModelBench.Run(ModelDir(a, dtype), dtype, o, a.Get("config"));
     }
@@ -95,6 +95,7 @@ static class BenchCommand
         Console.WriteLine($"model       {r.Model} ({r.ModelType}), {r.Dtype}, {r.Threads} threads, batch {r.Batch}, {r.InputTokens} in / {r.NewTokens} out");
         Console.WriteLine($"weights     {r.WeightBytes / 1e6:F1} MB in memory, {r.BytesPerToken / 1e6:F1} MB read per decode step");
         Console.WriteLine($"prompt      {r.EncodeMs:F1} ms, {r.EncodeGflops:F1} GFLOP/s = {r.EncodeFraction:P0} of the {r.FmaPeakGflops:F0} GFLOP/s FMA peak");
+        Console.WriteLine($"first token {r.FirstTokenMs:F1} ms after the start");
         Console.WriteLine($"decode      {r.DecodeTokensPerS:F1} tokens/s = {r.BandwidthFraction:P0} of the bandwidth limit {r.DecodeLimitTokensPerS:F1} tokens/s ({r.BandwidthGbps:F1} GB/s)");
         Console.WriteLine($"peak RSS    {r.PeakRssBytes / 1e6:F1} MB = {r.PeakRssOverWeights:F2}x the weights");
     }

@@ -84,7 +84,6 @@ static class Usage
               --batch N              sequences decoded together (default 1)
               --threads N            compute threads (default: all cores)
               --repeats N            best of N runs (default 3)
-              --bandwidth-mb N       size of the bandwidth probe's buffer (default 1024)
               --json                 one JSON object (encode_ms, decode_tokens_per_s, bandwidth_fraction, ...)
               --quality              bf16 and int8 logits against fp32 on the model's golden prompts
             """,

@@ -14,32 +14,43 @@ namespace Xmtf.Benchmarking;
 public static unsafe class MachineLimits
 {
     /// <summary>
-    /// Read bandwidth in GB/s (1e9 bytes): <paramref name="threads"/> threads summing disjoint slices of a
-    /// <paramref name="bytes"/> buffer (make it far larger than the last-level cache), best of <paramref name="repeats"/>.
+    /// Read bandwidth in GB/s (1e9 bytes) of <paramref name="threads"/> threads reading the given regions
+    /// (in chunks handed out in turn, as the kernels do), best of <paramref name="repeats"/>. The bench passes the weights a
+    /// decode step reads: the same memory the step streams, so the limit is the one it faces (a fresh
+    /// buffer read 10-30% slower than long-resident weights in this VM).
     /// </summary>
-    public static double ReadBandwidthGBps(int threads, long bytes = 1L << 30, int repeats = 5)
+    public static double ReadBandwidthGBps(int threads, IReadOnlyList<(nint Start, long Bytes)> regions, int repeats = 5)
     {
-        long n = bytes / sizeof(float);
-        var p = (float*)NativeMemory.AlignedAlloc((nuint)(n * sizeof(float)), 64);
-        try
+        // Each region in the kernels' chunks: 8 per thread, at least 1 MB each.
+        var pieces = new List<(nint Start, long Bytes)>();
+        foreach (var (start, bytes) in regions)
         {
-            // Touch every page first (from the same threads) so page faults are not timed.
-            OnThreads(threads, t => new Span<float>(p + Slice(n, threads, t), (int)Length(n, threads, t)).Fill(1f));
-            var sums = new float[threads]; // kept so the reads cannot be optimized away
-            double best = double.MaxValue;
-            for (int r = 0; r < repeats; r++)
-                best = Math.Min(best, OnThreads(threads, t => sums[t] = Read(p + Slice(n, threads, t), Length(n, threads, t))));
-            return n * sizeof(float) / best / 1e9;
+            long count = Math.Clamp(bytes >> 20, 1, threads * 8);
+            for (long c = 0; c < count; c++) pieces.Add((start + (nint)(bytes * c / count), bytes * (c + 1) / count - bytes * c / count));
         }
-        finally { NativeMemory.AlignedFree(p); }
+        long total = pieces.Sum(p => p.Bytes / sizeof(float) * sizeof(float));
+        var sums = new float[pieces.Count]; // kept so the reads cannot be optimized away
+        var x = (float*)NativeMemory.AlignedAlloc(ProbeVector * sizeof(float), 64);
+        new Span<float>(x, ProbeVector).Fill(1e-3f);
+        double best = double.MaxValue;
+        for (int r = 0; r < repeats; r++)
+        {
+            var sw = Stopwatch.StartNew();
+            // The kernels' own pool, so the probe's threads behave as the GEMV's do.
+            Tensors.WorkerPool.For(pieces.Count, threads, i => sums[i] = Read((float*)pieces[i].Start, pieces[i].Bytes / sizeof(float), x));
+            best = Math.Min(best, sw.Elapsed.TotalSeconds);
+        }
+        NativeMemory.AlignedFree(x);
+        return total / best / 1e9;
     }
 
     /// <summary>
-    /// Reads n floats front to back as fast as the core can issue loads: four independent vector adds per
-    /// 256 bytes, the same access pattern as the GEMV kernels (TensorPrimitives.Sum read 15-25% slower).
+    /// Reads n floats front to back with the fp32 GEMV's instruction mix (each 64-byte line multiplied by
+    /// a line of a small L1-resident vector and accumulated): pure-add loops streamed 10-30% slower here
+    /// than the GEMV itself, so they would understate the limit.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    static float Read(float* p, long n)
+    static float Read(float* p, long n, float* x)
     {
         long i = 0;
         float s = 0;
@@ -48,16 +59,20 @@ public static unsafe class MachineLimits
             Vector512<float> a0 = default, a1 = default, a2 = default, a3 = default;
             for (; i + 64 <= n; i += 64)
             {
-                a0 += Vector512.Load(p + i); a1 += Vector512.Load(p + i + 16);
-                a2 += Vector512.Load(p + i + 32); a3 += Vector512.Load(p + i + 48);
+                float* xi = x + (i & (ProbeVector - 1));
+                a0 = Vector512.FusedMultiplyAdd(Vector512.Load(p + i), Vector512.Load(xi), a0);
+                a1 = Vector512.FusedMultiplyAdd(Vector512.Load(p + i + 16), Vector512.Load(xi + 16), a1);
+                a2 = Vector512.FusedMultiplyAdd(Vector512.Load(p + i + 32), Vector512.Load(xi + 32), a2);
+                a3 = Vector512.FusedMultiplyAdd(Vector512.Load(p + i + 48), Vector512.Load(xi + 48), a3);
             }
             s = Vector512.Sum((a0 + a1) + (a2 + a3));
         }
-        return s + TensorPrimitives.Sum(new ReadOnlySpan<float>(p + i, (int)(n - i)));
+        for (; i < n; i++) s += p[i] * x[i & (ProbeVector - 1)];
+        return s;
     }
 
-    static long Slice(long n, int parts, int i) => n * i / parts;
-    static long Length(long n, int parts, int i) => Slice(n, parts, i + 1) - Slice(n, parts, i);
+    const int ProbeVector = 1024; // floats, a power of two
+
 
     /// <summary>
     /// Peak fp32 GFLOP/s of <paramref name="threads"/> threads running independent FMA chains in registers, at

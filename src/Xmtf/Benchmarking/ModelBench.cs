@@ -19,10 +19,8 @@ public sealed record BenchOptions
     public int Batch { get; init; } = 1;
     /// <summary>Threads of the kernels and of the machine-limit measurements.</summary>
     public int Threads { get; init; } = Environment.ProcessorCount;
-    /// <summary>Prompt passes; the best is reported, the others also warm up the decode path.</summary>
+    /// <summary>Runs (prompt pass, decode, bandwidth probe); the best of each is reported.</summary>
     public int Repeats { get; init; } = 3;
-    /// <summary>Buffer of the bandwidth measurement: far larger than the last-level cache.</summary>
-    public long BandwidthBytes { get; init; } = 1L << 30;
     /// <summary>Seed of the random prompts.</summary>
     public int Seed { get; init; } = 1;
 }
@@ -41,8 +39,13 @@ public sealed record BenchResult
     public required long WeightBytes { get; init; }
     /// <summary>Weight bytes one decode step reads, shared by the batch's rows (<see cref="ModelCost.BytesPerToken"/>).</summary>
     public required long BytesPerToken { get; init; }
-    /// <summary>Best prompt pass: mT5's encoder and cross-attention keys/values, BLOOM's prompt through the lm_head.</summary>
+    /// <summary>Best prompt pass: mT5's encoder stack, BLOOM's prompt through the lm_head of its last position.</summary>
     public required double EncodeMs { get; init; }
+    /// <summary>
+    /// Best time to the first token's logits: for mT5 the encoder, the decoder's cross-attention keys/values,
+    /// its caches and first step; for BLOOM its prompt pass and caches.
+    /// </summary>
+    public required double FirstTokenMs { get; init; }
     public required double EncodeGflops { get; init; }
     public required double FmaPeakGflops { get; init; }
     /// <summary>EncodeGflops / FmaPeakGflops.</summary>
@@ -54,7 +57,7 @@ public sealed record BenchResult
     public required double DecodeLimitTokensPerS { get; init; }
     /// <summary>DecodeTokensPerS / DecodeLimitTokensPerS: the share of the bandwidth the weights got.</summary>
     public required double BandwidthFraction { get; init; }
-    /// <summary>Peak resident set of the process up to the end of decoding (before the bandwidth buffer).</summary>
+    /// <summary>Peak resident set of the process while it loads and runs the model.</summary>
     public required long PeakRssBytes { get; init; }
     public required double PeakRssOverWeights { get; init; }
 }
@@ -97,18 +100,17 @@ public static class ModelBench
         Kernels.Threads = o.Threads;
         try
         {
-            double encodeS, decodeS;
+            Timings t;
             ModelCost cost;
             string modelType;
             using (var model = Load(dir, dtype))
             {
                 modelType = model.Family == ModelFamily.EncoderDecoder ? "mt5" : "bloom";
                 cost = ModelCost.Of(model, dtype, o.Batch, o.InputTokens);
-                (encodeS, decodeS) = Time(model, RandomPrompts(model.VocabSize, o.Batch, o.InputTokens, o.Seed), o);
+                t = Time(model, RandomPrompts(model.VocabSize, o.Batch, o.InputTokens, o.Seed), o);
             }
-            // Read before the bandwidth buffer exists, which would dwarf a small model.
-            long rss = MachineLimits.PeakRssBytes();
-            double bandwidth = MachineLimits.ReadBandwidthGBps(o.Threads, o.BandwidthBytes);
+            double encodeS = t.Prompt, firstS = t.FirstToken, decodeS = t.Decode, bandwidth = t.BandwidthGbps;
+            long rss = t.PeakRss;
             double peak = MachineLimits.FmaPeakGflops(o.Threads);
             double tokensPerS = o.NewTokens * o.Batch / decodeS;
             double limit = bandwidth * 1e9 / cost.BytesPerToken * o.Batch;
@@ -117,7 +119,7 @@ public static class ModelBench
             {
                 Model = name ?? dir, ModelType = modelType, Dtype = Name(dtype), Threads = o.Threads, Batch = o.Batch,
                 InputTokens = o.InputTokens, NewTokens = o.NewTokens, WeightBytes = cost.WeightBytes, BytesPerToken = cost.BytesPerToken,
-                EncodeMs = encodeS * 1e3, EncodeGflops = gflops, FmaPeakGflops = peak, EncodeFraction = gflops / peak,
+                EncodeMs = encodeS * 1e3, FirstTokenMs = firstS * 1e3, EncodeGflops = gflops, FmaPeakGflops = peak, EncodeFraction = gflops / peak,
                 DecodeTokensPerS = tokensPerS, BandwidthGbps = bandwidth, DecodeLimitTokensPerS = limit, BandwidthFraction = tokensPerS / limit,
                 PeakRssBytes = rss, PeakRssOverWeights = (double)rss / cost.WeightBytes,
             };
@@ -125,33 +127,63 @@ public static class ModelBench
         finally { Kernels.Threads = savedThreads; }
     }
 
-    /// <summary>
-    /// Seconds of the best prompt pass and of the best run of exactly NewTokens decode steps (best of
-    /// Repeats sessions, as the bandwidth figure is a best of several: this VM's memory speed drifts), fed
-    /// argmax tokens through <see cref="IDecoderSession.Step"/> so eos cannot end them early. mT5's first
-    /// decoder pass (the start token) is not timed; BLOOM's prompt pass is its Prefill.
-    /// </summary>
-    static (double Prompt, double Decode) Time(IGenerativeModel model, int[][] prompts, BenchOptions o)
+    /// <summary>The memory one decode step streams: its weight matrices and int8 scales.</summary>
+    static unsafe List<(nint, long)> StepRegions(IGenerativeModel model)
     {
-        bool decoderOnly = model.Family == ModelFamily.DecoderOnly;
+        var weights = model switch
+        {
+            MT5Model t5 => t5.StepWeights(),
+            BloomModel bloom => bloom.StepWeights(),
+            _ => throw new XmtfException($"no bandwidth probe for {model.GetType().Name}"),
+        };
+        var regions = new List<(nint, long)>();
+        foreach (var w in weights.Distinct())
+        {
+            long scales = w.Scales is null ? 0 : (long)w.Rows * w.Cols / Weight.GroupSize * sizeof(float);
+            regions.Add(((nint)w.Data, w.ByteCount - scales));
+            if (scales > 0) regions.Add(((nint)w.Scales, scales));
+        }
+        return regions;
+    }
+
+    readonly record struct Timings(double Prompt, double FirstToken, double Decode, double BandwidthGbps, long PeakRss);
+
+    /// <summary>
+    /// Seconds of the best prompt pass (mT5: <see cref="MT5Model.Encode"/> alone), of the best start to the
+    /// first token's logits, and of the best run of exactly NewTokens decode steps, fed argmax tokens through
+    /// <see cref="IDecoderSession.Step"/> so eos cannot end them early. This VM's memory bandwidth drifts by
+    /// tens of percent within a minute, so the read bandwidth of the step's own weights is probed right
+    /// after each decode run, and the best probe is the limit.
+    /// </summary>
+    static Timings Time(IGenerativeModel model, int[][] prompts, BenchOptions o)
+    {
         int rows = prompts.Length, vocab = model.VocabSize;
         var tokens = new int[rows];
-        double bestPrompt = double.MaxValue, bestDecode = double.MaxValue;
+        double bestPrompt = double.MaxValue, bestFirst = double.MaxValue, bestDecode = double.MaxValue, bandwidth = 0;
         for (int r = 0; r < o.Repeats; r++)
         {
             var sw = Stopwatch.StartNew();
-            using var session = model.Start(prompts, 1, o.NewTokens);
-            var logits = decoderOnly ? session.Prefill() : default;
-            bestPrompt = Math.Min(bestPrompt, sw.Elapsed.TotalSeconds);
-            if (!decoderOnly) logits = session.Prefill();
-            sw.Restart();
-            for (int s = 0; s < o.NewTokens; s++)
+            if (model is MT5Model t5)
             {
-                for (int i = 0; i < rows; i++) tokens[i] = TensorPrimitives.IndexOfMax(logits.Slice(i * vocab, vocab));
-                logits = session.Step(tokens);
+                t5.Encode(prompts, out _, out _);
+                bestPrompt = Math.Min(bestPrompt, sw.Elapsed.TotalSeconds);
+                sw.Restart();
             }
-            bestDecode = Math.Min(bestDecode, sw.Elapsed.TotalSeconds);
+            using (var session = model.Start(prompts, 1, o.NewTokens))
+            {
+                var logits = session.Prefill();
+                bestFirst = Math.Min(bestFirst, sw.Elapsed.TotalSeconds);
+                if (model is not MT5Model) bestPrompt = bestFirst;
+                sw.Restart();
+                for (int s = 0; s < o.NewTokens; s++)
+                {
+                    for (int i = 0; i < rows; i++) tokens[i] = TensorPrimitives.IndexOfMax(logits.Slice(i * vocab, vocab));
+                    logits = session.Step(tokens);
+                }
+                bestDecode = Math.Min(bestDecode, sw.Elapsed.TotalSeconds);
+            }
+            bandwidth = Math.Max(bandwidth, MachineLimits.ReadBandwidthGBps(o.Threads, StepRegions(model), repeats: 3));
         }
-        return (bestPrompt, bestDecode);
+        return new Timings(bestPrompt, bestFirst, bestDecode, bandwidth, MachineLimits.PeakRssBytes());
     }
 }

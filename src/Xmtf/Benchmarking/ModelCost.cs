@@ -16,8 +16,8 @@ namespace Xmtf.Benchmarking;
 /// every row of the batch, so rows share these bytes).
 /// </param>
 /// <param name="PromptFlops">
-/// FLOPs of the prompt pass (matrix products and attention): mT5's encoder plus the decoder's cross-attention
-/// keys/values; BLOOM's prompt through every layer plus the lm_head of its last position.
+/// FLOPs of the prompt pass (matrix products and attention): mT5's encoder stack; BLOOM's prompt through every
+/// layer plus the lm_head of its last position.
 /// </param>
 public sealed record ModelCost(long WeightBytes, long BytesPerToken, double PromptFlops)
 {
@@ -51,11 +51,10 @@ public sealed record ModelCost(long WeightBytes, long BytesPerToken, double Prom
         // A step reads every decoder matrix except the cross-attention k and v (applied once, at the start).
         long stepLayer = decoderLayer - 2 * MatrixBytes(inner, d, t);
         double encoderLayerFlops = 2.0 * n * d * inner * 4 + 4.0 * batch * tokens * tokens * inner + 2.0 * n * d * ff * (c.IsGated ? 3 : 2);
-        double crossKvFlops = 2 * 2.0 * n * d * inner;
         return new ModelCost(
             embedding + lmHead + c.NumLayers * encoderLayer + c.NumDecoderLayers * decoderLayer,
             c.NumDecoderLayers * stepLayer + (c.TieWordEmbeddings ? embedding : lmHead),
-            c.NumLayers * encoderLayerFlops + c.NumDecoderLayers * crossKvFlops);
+            c.NumLayers * encoderLayerFlops);
     }
 
     static ModelCost Bloom(BloomConfig c, WeightType t, int batch, int tokens)

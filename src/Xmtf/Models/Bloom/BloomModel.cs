@@ -315,6 +315,9 @@ public sealed unsafe class BloomModel : IGenerativeModel, IChoiceScorer
         return result;
     }
 
+    /// <summary>The matrices one decode step reads (the bench's bandwidth probe streams them).</summary>
+    internal IEnumerable<Weight> StepWeights() => _blocks.SelectMany(b => new[] { b.Qkv, b.Dense, b.Up, b.Down }).Append(_embed);
+
     public void Dispose()
     {
         foreach (var b in _blocks) { b.Qkv.Dispose(); b.Dense.Dispose(); b.Up.Dispose(); b.Down.Dispose(); }

@@ -433,6 +433,11 @@ public sealed unsafe class MT5Model : IGenerativeModel, IChoiceScorer
         return result;
     }
 
+    /// <summary>The matrices one decode step reads (the bench's bandwidth probe streams them).</summary>
+    internal IEnumerable<Weight> StepWeights() =>
+        _decoder.SelectMany(b => new[] { b.Self.Q, b.Self.K, b.Self.V, b.Self.O, b.Cross!.Q, b.Cross.O, b.Wi0, b.Wi1, b.Wo })
+            .OfType<Weight>().Append(_lmHead);
+
     public void Dispose()
     {
         foreach (var b in _encoder.Concat(_decoder))
