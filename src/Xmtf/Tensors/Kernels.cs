@@ -89,12 +89,13 @@ public static unsafe class Kernels
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     static void TransposeTiles(float* x, int n, int k, float* d)
     {
-        int tiles = (n + TileCols - 1) / TileCols;
-        for (int t = 0; t < tiles; t++)
+        nint px = (nint)x, pd = (nint)d;
+        // One tile per work item: a long prompt's transposition is spread over the threads.
+        WorkerPool.For((n + TileCols - 1) / TileCols, Threads, t =>
         {
-            float* dt = d + (long)t * k * TileCols;
+            float* dt = (float*)pd + (long)t * k * TileCols;
             int rows = Math.Min(TileCols, n - t * TileCols);
-            float* xt = x + (long)t * TileCols * k;
+            float* xt = (float*)px + (long)t * TileCols * k;
             // Column by column: the writes run contiguously, the reads advance 32 row streams together.
             for (int c = 0; c < k; c++, dt += TileCols)
             {
@@ -102,7 +103,7 @@ public static unsafe class Kernels
                 for (; j < rows; j++) dt[j] = xt[(long)j * k + c];
                 for (; j < TileCols; j++) dt[j] = 0;
             }
-        }
+        });
     }
 
     /// <param name="xp">x as the kernel wants it: aligned (GEMV; bf16: split evens-then-odds), in tiles (GEMM), else x</param>
@@ -570,24 +571,36 @@ public static unsafe class Kernels
 
     /// <summary>
     /// In-place GELU, tanh approximation: 0.5·x·(1 + tanh(c·x·(1 + 0.044715·x²))), c = sqrt(2/π)
-    /// (<c>gelu_new</c> in T5; BLOOM writes c as 0.79788456). Vectorized in cache-sized chunks.
+    /// (<c>gelu_new</c> in T5; BLOOM writes c as 0.79788456). Vectorized in cache-sized chunks, which a long
+    /// prompt's activations spread over the threads (the other core would otherwise wait).
     /// </summary>
     public static void GeluTanh(Span<float> x)
     {
-        Span<float> t = stackalloc float[512];
-        for (int o = 0; o < x.Length; o += t.Length)
+        const int Chunk = 512;
+        int chunks = (x.Length + Chunk - 1) / Chunk;
+        fixed (float* p = x)
         {
-            var xs = x.Slice(o, Math.Min(t.Length, x.Length - o));
-            var ts = t[..xs.Length];
-            TensorPrimitives.Multiply(xs, xs, ts);
-            TensorPrimitives.Multiply(ts, 0.044715f, ts);
-            TensorPrimitives.Add(ts, 1f, ts);
-            TensorPrimitives.Multiply(ts, xs, ts);
-            TensorPrimitives.Multiply(ts, 0.7978845608f, ts);
-            TensorPrimitives.Tanh(ts, ts);
-            TensorPrimitives.Add(ts, 1f, ts);
-            TensorPrimitives.Multiply(ts, 0.5f, ts);
-            TensorPrimitives.Multiply(xs, ts, xs);
+            nint px = (nint)p;
+            int length = x.Length;
+            WorkerPool.For(length >= 32 * Chunk ? Math.Min(chunks, Threads * 8) : 1, Threads, c =>
+            {
+                Span<float> t = stackalloc float[Chunk];
+                int parts = length >= 32 * Chunk ? Math.Min(chunks, Threads * 8) : 1;
+                for (int k = (int)((long)chunks * c / parts); k < (int)((long)chunks * (c + 1) / parts); k++)
+                {
+                    var xs = new Span<float>((float*)px + k * Chunk, Math.Min(Chunk, length - k * Chunk));
+                    var ts = t[..xs.Length];
+                    TensorPrimitives.Multiply(xs, xs, ts);
+                    TensorPrimitives.Multiply(ts, 0.044715f, ts);
+                    TensorPrimitives.Add(ts, 1f, ts);
+                    TensorPrimitives.Multiply(ts, xs, ts);
+                    TensorPrimitives.Multiply(ts, 0.7978845608f, ts);
+                    TensorPrimitives.Tanh(ts, ts);
+                    TensorPrimitives.Add(ts, 1f, ts);
+                    TensorPrimitives.Multiply(ts, 0.5f, ts);
+                    TensorPrimitives.Multiply(xs, ts, xs);
+                }
+            });
         }
     }
 
