@@ -184,6 +184,9 @@ public static class ModelBench
                 }
                 bestDecode = Math.Min(bestDecode, sw.Elapsed.TotalSeconds);
             }
+            // A generation has one session; the dead ones of earlier repeats would otherwise sit in the
+            // peak resident set until the GC happens to run.
+            GC.Collect();
             bandwidth = Math.Max(bandwidth, MachineLimits.ReadBandwidthGBps(o.Threads, StepRegions(model), repeats: 3));
         }
         return new Timings(bestPrompt, bestFirst, bestDecode, bandwidth, MachineLimits.PeakRssBytes());
