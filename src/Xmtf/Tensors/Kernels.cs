@@ -427,11 +427,13 @@ public static unsafe class Kernels
             if (Avx512F.IsSupported)
             {
                 Vector512<float> a0 = default, a1 = default;
-                for (; g + 2 <= groups; g += 2)
+                // Pointers stepped, not indices: the loop is issue-bound (int8 widening), scalar ops count.
+                float* xg = x, sg = scales;
+                sbyte* qg = q;
+                for (; g + 2 <= groups; g += 2, xg += 64, qg += 64, sg += 2)
                 {
-                    int i = g * Weight.GroupSize;
-                    a0 = Vector512.FusedMultiplyAdd(GroupDot(Vector512.Load(x + i), Vector512.Load(x + i + 16), q + i), Vector512.Create(scales[g]), a0);
-                    a1 = Vector512.FusedMultiplyAdd(GroupDot(Vector512.Load(x + i + 32), Vector512.Load(x + i + 48), q + i + 32), Vector512.Create(scales[g + 1]), a1);
+                    a0 = Vector512.FusedMultiplyAdd(GroupDot(Vector512.Load(xg), Vector512.Load(xg + 16), qg), Vector512.Create(sg[0]), a0);
+                    a1 = Vector512.FusedMultiplyAdd(GroupDot(Vector512.Load(xg + 32), Vector512.Load(xg + 48), qg + 32), Vector512.Create(sg[1]), a1);
                 }
                 d += Sum(a0 + a1);
             }
@@ -629,9 +631,8 @@ public static unsafe class Kernels
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void Softmax(Span<float> x)
     {
-        float max = TensorPrimitives.Max(x);
-        float sum = 0;
-        for (int i = 0; i < x.Length; i++) sum += x[i] = MathF.Exp(x[i] - max);
-        TensorPrimitives.Multiply(x, 1f / sum, x);
+        TensorPrimitives.Subtract(x, TensorPrimitives.Max(x), x);
+        TensorPrimitives.Exp(x, x); // vectorized; exp(-inf) = 0 keeps masked keys out
+        TensorPrimitives.Multiply(x, 1f / TensorPrimitives.Sum(x), x);
     }
 }
