@@ -214,9 +214,13 @@ public static unsafe class Kernels
                     new Span<float>(s + nr * k, (TileRows - nr) * k).Clear();
                     rows = s;
                 }
+                // While the first input tile runs over this block, the next block's weights come into L2.
+                int elem = w.Type switch { WeightType.F32 => 4, WeightType.BF16 => 2, _ => 1 };
+                byte* next = r + TileRows < r1 ? (byte*)w.Data + (long)(r + TileRows) * k * elem : null;
+                int nextLines = next is null ? 0 : Math.Min(TileRows, r1 - r - TileRows) * k * elem / 64;
                 for (int t = t0; t < Math.Min(tiles, t0 + pass); t++)
                 {
-                    Tile8x32(rows, k, xt + (long)t * k * TileCols, tile);
+                    Tile8x32(rows, k, xt + (long)t * k * TileCols, tile, next, t == t0 ? nextLines : 0);
                     int i0 = t * TileCols;
                     for (int i = 0; i < Math.Min(TileCols, n - i0); i++)
                     {
@@ -236,21 +240,19 @@ public static unsafe class Kernels
 
     static readonly Vector256<int> TileColumn = Vector256.Create(0, 1, 2, 3, 4, 5, 6, 7) * TileCols;
 
-    /// <summary>tile[8, 32] = w[8 rows, k] · xt[k, 32] (one input tile, column by column).</summary>
+    /// <summary>
+    /// tile[8, 32] = w[8 rows, k] · xt[k, 32] (one input tile, column by column); every other step also
+    /// prefetches one of the <paramref name="nextLines"/> cache lines at <paramref name="next"/> into L2.
+    /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    static void Tile8x32(float* w, int k, float* xt, float* tile)
+    static void Tile8x32(float* w, int k, float* xt, float* tile, byte* next, int nextLines)
     {
         float* w1 = w + k, w2 = w1 + k, w3 = w2 + k, w4 = w3 + k, w5 = w4 + k, w6 = w5 + k, w7 = w6 + k;
         Vector512<float> c00 = default, c01 = default, c10 = default, c11 = default, c20 = default, c21 = default, c30 = default, c31 = default,
             c40 = default, c41 = default, c50 = default, c51 = default, c60 = default, c61 = default, c70 = default, c71 = default;
         for (int i = 0; i < k; i++, xt += TileCols)
         {
-            if ((i & 15) == 0 && Sse.IsSupported)
-            {
-                // The first input tile pulls the weight rows from memory: ask for them 1 KB ahead.
-                Sse.Prefetch0(w + i + 256); Sse.Prefetch0(w1 + i + 256); Sse.Prefetch0(w2 + i + 256); Sse.Prefetch0(w3 + i + 256);
-                Sse.Prefetch0(w4 + i + 256); Sse.Prefetch0(w5 + i + 256); Sse.Prefetch0(w6 + i + 256); Sse.Prefetch0(w7 + i + 256);
-            }
+            if ((i & 1) == 0 && (i >> 1) < nextLines && Sse.IsSupported) Sse.Prefetch1(next + (long)(i >> 1) * 64);
             var b0 = Vector512.Load(xt); var b1 = Vector512.Load(xt + 16);
             var a = Vector512.Create(w[i]); c00 = Vector512.FusedMultiplyAdd(a, b0, c00); c01 = Vector512.FusedMultiplyAdd(a, b1, c01);
             a = Vector512.Create(w1[i]); c10 = Vector512.FusedMultiplyAdd(a, b0, c10); c11 = Vector512.FusedMultiplyAdd(a, b1, c11);
