@@ -166,11 +166,13 @@ public static class ModelBench
             var sw = new Stopwatch();
             for (int p = 0; p < 3; p++)
             {
+                GC.Collect(); // a generation has one session: dead ones must not count in the peak RSS
                 sw.Restart();
                 if (model is MT5Model t5) t5.Encode(prompts, out _, out _);
                 else using (var prompt = model.Start(prompts, 1, 1)) prompt.Prefill();
                 bestPrompt = Math.Min(bestPrompt, sw.Elapsed.TotalSeconds);
             }
+            GC.Collect();
             sw.Restart();
             using (var session = model.Start(prompts, 1, o.NewTokens))
             {
@@ -184,10 +186,7 @@ public static class ModelBench
                 }
                 bestDecode = Math.Min(bestDecode, sw.Elapsed.TotalSeconds);
             }
-            // A generation has one session; the dead ones of earlier repeats would otherwise sit in the
-            // peak resident set until the GC happens to run.
-            GC.Collect();
-            bandwidth = Math.Max(bandwidth, MachineLimits.ReadBandwidthGBps(o.Threads, StepRegions(model), repeats: 3));
+            bandwidth = Math.Max(bandwidth, MachineLimits.ReadBandwidthGBps(o.Threads, StepRegions(model), repeats: 5));
         }
         return new Timings(bestPrompt, bestFirst, bestDecode, bandwidth, MachineLimits.PeakRssBytes());
     }
