@@ -15,11 +15,12 @@ public static unsafe class MachineLimits
 {
     /// <summary>
     /// Read bandwidth in GB/s (1e9 bytes) of <paramref name="threads"/> threads reading the given regions
-    /// (in chunks handed out in turn, as the kernels do), best of <paramref name="repeats"/>. The bench passes the weights a
-    /// decode step reads: the same memory the step streams, so the limit is the one it faces (a fresh
-    /// buffer read 10-30% slower than long-resident weights in this VM).
+    /// <paramref name="passes"/> times over (in chunks handed out in turn, as the kernels do): total bytes
+    /// over total time. The bench passes the weights a decode step reads, once per step it timed: the same
+    /// memory, as many times, over about as long. In this VM a fresh buffer read 10-30% slower than
+    /// long-resident weights, and a short best-of probe catches bursts that a whole decode run never sees.
     /// </summary>
-    public static double ReadBandwidthGBps(int threads, IReadOnlyList<(nint Start, long Bytes)> regions, int repeats = 5)
+    public static double ReadBandwidthGBps(int threads, IReadOnlyList<(nint Start, long Bytes)> regions, int passes)
     {
         // Each region in the kernels' chunks: 8 per thread, at least 1 MB each.
         var pieces = new List<(nint Start, long Bytes)>();
@@ -32,16 +33,13 @@ public static unsafe class MachineLimits
         var sums = new float[pieces.Count]; // kept so the reads cannot be optimized away
         var x = (float*)NativeMemory.AlignedAlloc(ProbeVector * sizeof(float), 64);
         new Span<float>(x, ProbeVector).Fill(1e-3f);
-        double best = double.MaxValue;
-        for (int r = 0; r < repeats; r++)
-        {
-            var sw = Stopwatch.StartNew();
+        var sw = Stopwatch.StartNew();
+        for (int r = 0; r < passes; r++)
             // The kernels' own pool, so the probe's threads behave as the GEMV's do.
-            Tensors.WorkerPool.For(pieces.Count, threads, i => sums[i] = Read((float*)pieces[i].Start, pieces[i].Bytes / sizeof(float), x));
-            best = Math.Min(best, sw.Elapsed.TotalSeconds);
-        }
+            Tensors.WorkerPool.For(pieces.Count, threads, i => sums[i] += Read((float*)pieces[i].Start, pieces[i].Bytes / sizeof(float), x));
+        double seconds = sw.Elapsed.TotalSeconds;
         NativeMemory.AlignedFree(x);
-        return total / best / 1e9;
+        return (double)total * passes / seconds / 1e9;
     }
 
     /// <summary>

@@ -152,8 +152,8 @@ public static class ModelBench
     /// Seconds of the best prompt pass (mT5: <see cref="MT5Model.Encode"/> alone), of the best start to the
     /// first token's logits, and of the best run of exactly NewTokens decode steps, fed argmax tokens through
     /// <see cref="IDecoderSession.Step"/> so eos cannot end them early. This VM's memory bandwidth drifts by
-    /// tens of percent within a minute, so the read bandwidth of the step's own weights is probed right
-    /// after each decode run, and the best probe is the limit.
+    /// tens of percent within a minute, so right after each decode run the step's own weights are read as
+    /// many times as it read them, and the best of those probes is the limit.
     /// </summary>
     static Timings Time(IGenerativeModel model, int[][] prompts, BenchOptions o)
     {
@@ -186,7 +186,7 @@ public static class ModelBench
                 }
                 bestDecode = Math.Min(bestDecode, sw.Elapsed.TotalSeconds);
             }
-            bandwidth = Math.Max(bandwidth, MachineLimits.ReadBandwidthGBps(o.Threads, StepRegions(model), repeats: 5));
+            bandwidth = Math.Max(bandwidth, MachineLimits.ReadBandwidthGBps(o.Threads, StepRegions(model), passes: o.NewTokens));
         }
         return new Timings(bestPrompt, bestFirst, bestDecode, bandwidth, MachineLimits.PeakRssBytes());
     }
