@@ -27,7 +27,14 @@ public static unsafe class MachineLimits
         foreach (var (start, bytes) in regions)
         {
             long count = Math.Clamp(bytes >> 20, 1, threads * 8);
-            for (long c = 0; c < count; c++) pieces.Add((start + (nint)(bytes * c / count), bytes * (c + 1) / count - bytes * c / count));
+            for (long c = 0; c < count; c++)
+            {
+                // From a 64-byte boundary, as the GEMVs read (in-place tensors start at any 8-byte offset);
+                // the few bytes before it are left out of the count too.
+                long from = bytes * c / count, to = bytes * (c + 1) / count;
+                long skip = (64 - ((long)(start + (nint)from) & 63)) & 63;
+                if (to - from > skip) pieces.Add((start + (nint)(from + skip), to - from - skip));
+            }
         }
         long total = pieces.Sum(p => p.Bytes / sizeof(float) * sizeof(float));
         var sums = new float[pieces.Count]; // kept so the reads cannot be optimized away

@@ -40,23 +40,18 @@ public static unsafe class Kernels
         foreach (var w in ws)
             if (w.Cols != k || w.Type != ws[0].Type) throw new ArgumentException("the weights of one MatMul must have the same width and type");
         float* prep = null;
-        int lead = 0;
+        int shift = 0;
         if (n == 1)
         {
-            // A copy on a 64-byte boundary: x is read once per weight row. For bf16, bf16 pairs read as one
-            // uint32 widen with a shift (even element) and a mask (odd element) when x is stored
-            // evens-then-odds per 32: two ops per 16 weights instead of four.
-            lead = Math.Min(LeadIn(ws[0]), k);
-            prep = Aligned(ref _prep, k + 16) + ((16 - lead % 16) & 15); // prep + lead on a 64-byte boundary
-            if (ws[0].Type == WeightType.BF16 && Vector512.IsHardwareAccelerated) SplitEvenOdd(x, prep, k, lead);
-            else new ReadOnlySpan<float>(x, k).CopyTo(new Span<float>(prep, k));
+            shift = Shift(ws[0]);
+            prep = PrepareGemv(x, k, shift, split: ws[0].Type == WeightType.BF16 && Vector512.IsHardwareAccelerated);
         }
         else if (UsesTiles(n))
         {
             prep = Aligned(ref _prep, (n + TileCols - 1) / TileCols * TileCols * k);
             TransposeTiles(x, n, k, prep);
         }
-        MatMulParallel(x, prep is null ? x : prep, lead, n, ws.ToArray(), ys.ToArray(), accumulate);
+        MatMulParallel(x, prep is null ? x : prep, shift, n, ws.ToArray(), ys.ToArray(), accumulate);
     }
 
     [ThreadStatic] static float[]? _prep, _scratch;
@@ -72,14 +67,30 @@ public static unsafe class Kernels
         return (float*)(((nint)Unsafe.AsPointer(ref MemoryMarshal.GetArrayDataReference(b)) + 63) & ~(nint)63);
     }
 
+    /// <summary>
+    /// x for the GEMVs, in a zeroed 64-byte aligned buffer at <paramref name="shift"/> (the weight rows'
+    /// offset from a 64-byte boundary, see <see cref="Shift"/>), so the kernels read x and w in aligned
+    /// vectors that start together. For bf16 with Vector512 the buffer is split evens-then-odds per 32
+    /// elements: bf16 pairs read as one uint32 then widen with a shift (even element) and a mask (odd
+    /// element), two ops per 16 weights instead of four.
+    /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    static void SplitEvenOdd(float* x, float* dst, int k, int lead)
+    static float* PrepareGemv(float* x, int k, int shift, bool split)
     {
-        int i = 0;
-        for (; i < lead; i++) dst[i] = x[i];
-        for (; i + 32 <= k; i += 32)
-            for (int j = 0; j < 16; j++) { dst[i + j] = x[i + 2 * j]; dst[i + 16 + j] = x[i + 2 * j + 1]; }
-        for (; i < k; i++) dst[i] = x[i];
+        int span = (shift + k + 63) & ~63;
+        float* p = Aligned(ref _prep, span);
+        new Span<float>(p, span).Clear();
+        new ReadOnlySpan<float>(x, k).CopyTo(new Span<float>(p + shift, k));
+        if (split)
+        {
+            float* pair = stackalloc float[32];
+            for (int g = 0; g < span; g += 32)
+            {
+                new Span<float>(p + g, 32).CopyTo(new Span<float>(pair, 32));
+                for (int j = 0; j < 16; j++) { p[g + j] = pair[2 * j]; p[g + 16 + j] = pair[2 * j + 1]; }
+            }
+        }
+        return p;
     }
 
     /// <summary>
@@ -106,8 +117,8 @@ public static unsafe class Kernels
         });
     }
 
-    /// <param name="xp">x as the kernel wants it: aligned (GEMV; bf16: split evens-then-odds), in tiles (GEMM), else x</param>
-    static void MatMulParallel(float* x, float* xp, int lead, int n, Weight[] ws, nint[] ys, bool accumulate)
+    /// <param name="xp">x as the kernel wants it: see <see cref="PrepareGemv"/> (then <paramref name="shift"/> applies) and <see cref="TransposeTiles"/>; else x</param>
+    static void MatMulParallel(float* x, float* xp, int shift, int n, Weight[] ws, nint[] ys, bool accumulate)
     {
         // The weights' rows in blocks, numbered across all weights; a chunk is a run of consecutive blocks.
         int blocks = 0;
@@ -130,7 +141,7 @@ public static unsafe class Kernels
                 int count = (w.Rows + RowBlock - 1) / RowBlock;
                 int lo = Math.Max(b0, first) - first, hi = Math.Min(b1, first + count) - first;
                 if (lo < hi)
-                    MatMulRows((float*)px, (float*)pxp, lead, n, w, (float*)ys[i], lo * RowBlock, Math.Min(w.Rows, hi * RowBlock), accumulate);
+                    MatMulRows((float*)px, (float*)pxp, shift, n, w, (float*)ys[i], lo * RowBlock, Math.Min(w.Rows, hi * RowBlock), accumulate);
                 first += count;
             }
         });
@@ -143,7 +154,7 @@ public static unsafe class Kernels
     /// rows (encoder, prompt) are compute bound: see <see cref="GemmTiles"/>.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    static void MatMulRows(float* x, float* xp, int lead, int n, Weight w, float* y, int r0, int r1, bool accumulate)
+    static void MatMulRows(float* x, float* xp, int shift, int n, Weight w, float* y, int r0, int r1, bool accumulate)
     {
         int k = w.Cols, m = w.Rows;
         if (n == 1)
@@ -151,9 +162,9 @@ public static unsafe class Kernels
             long o = (long)r0 * k;
             switch (w.Type)
             {
-                case WeightType.F32: GemvF32(xp, (float*)w.Data + o, k, lead, y + r0, r1 - r0, accumulate); break;
-                case WeightType.BF16: GemvBf16(xp, (ushort*)w.Data + o, k, lead, y + r0, r1 - r0, accumulate); break;
-                default: GemvI8(xp, (sbyte*)w.Data + o, w.Scales + o / Weight.GroupSize, k, y + r0, r1 - r0, accumulate); break;
+                case WeightType.F32: GemvF32(xp, shift, (float*)w.Data + o, k, y + r0, r1 - r0, accumulate); break;
+                case WeightType.BF16: GemvBf16(xp, shift, (ushort*)w.Data + o, k, y + r0, r1 - r0, accumulate); break;
+                default: GemvI8(xp + shift, (sbyte*)w.Data + o, w.Scales + o / Weight.GroupSize, k, y + r0, r1 - r0, accumulate); break;
             }
             return;
         }
@@ -323,95 +334,154 @@ public static unsafe class Kernels
     // prefetch, measured 10-30% slower on a 250k-row lm_head.
 
     /// <summary>
-    /// Elements of a weight row before its first 64-byte boundary. Tensors used in place from a checkpoint
-    /// start wherever the file puts them (safetensors aligns to 8 bytes), and a vector load that straddles
-    /// two cache lines costs two: the GEMVs run those elements scalar, then x and w are both aligned.
+    /// How many elements each row of a GEMV weight starts past a 64-byte boundary. Tensors used in place
+    /// from a checkpoint start wherever the file puts them (safetensors aligns to 8 bytes), and a vector
+    /// load that straddles two cache lines costs two. When every row has the same offset (rows a whole
+    /// number of cache lines long), the kernels read each row from the boundary before it, in aligned
+    /// vectors, masking the elements outside the row; else (0) they read from the row start.
     /// </summary>
-    static int LeadIn(Weight w) => w.Type switch
+    static int Shift(Weight w)
     {
-        WeightType.F32 => (int)((64 - ((nint)w.Data & 63)) & 63) / 4,
-        WeightType.BF16 => (int)((64 - ((nint)w.Data & 63)) & 63) / 2,
-        _ => 0, // int8 lives in memory of our own, aligned
-    };
+        int elem = w.Type switch { WeightType.F32 => 4, WeightType.BF16 => 2, _ => 0 };
+        nint offset = (nint)w.Data & 63;
+        if (elem == 0 || offset % elem != 0 || w.Cols * elem % 64 != 0) return 0; // int8 is ours, aligned
+        return (int)offset / elem;
+    }
 
-    /// <summary>y[r] (+)= x · row r, for rows fp32 rows; the first <paramref name="lead"/> elements scalar.</summary>
+    /// <summary>y[r] (+)= x · row r, for rows fp32 rows; x from <see cref="PrepareGemv"/>.</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    static void GemvF32(float* x, float* w, int k, int lead, float* y, int rows, bool accumulate)
+    static void GemvF32(float* xp, int shift, float* w, int k, float* y, int rows, bool accumulate)
     {
+        // Aligned mode: row r is read as the vectors from its 64-byte boundary, w - shift, to the end of
+        // its last vector; lanes outside the row are masked (they hold the neighbours' values, x is 0 there).
+        int span = shift + k, full = span / 16, tail = span % 16;
+        bool aligned = Vector512.IsHardwareAccelerated && ((nint)(w - shift) & 63) == 0 && k % 16 == 0 && full >= 2; // every row aligned
+        var lanes = Vector512.Create(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+        var head = Vector512.GreaterThanOrEqual(lanes, Vector512.Create(shift)).AsSingle();
+        var end = Vector512.LessThan(lanes, Vector512.Create(tail)).AsSingle();
         for (int r = 0; r < rows; r++, w += k)
         {
-            int i = 0;
             float d = 0;
-            for (; i < lead; i++) d += x[i] * w[i];
-            if (Vector512.IsHardwareAccelerated)
+            if (aligned)
             {
-                Vector512<float> a0 = default, a1 = default, a2 = default, a3 = default;
-                for (; i + 64 <= k; i += 64)
+                float* wb = w - shift;
+                var a0 = Vector512.Load(xp) * (Vector512.Load(wb) & head);
+                Vector512<float> a1 = default, a2 = default, a3 = default;
+                int v = 1;
+                for (; v + 4 <= full; v += 4)
                 {
-                    a0 = Vector512.FusedMultiplyAdd(Vector512.Load(x + i), Vector512.Load(w + i), a0);
-                    a1 = Vector512.FusedMultiplyAdd(Vector512.Load(x + i + 16), Vector512.Load(w + i + 16), a1);
-                    a2 = Vector512.FusedMultiplyAdd(Vector512.Load(x + i + 32), Vector512.Load(w + i + 32), a2);
-                    a3 = Vector512.FusedMultiplyAdd(Vector512.Load(x + i + 48), Vector512.Load(w + i + 48), a3);
+                    a0 = Vector512.FusedMultiplyAdd(Vector512.Load(xp + 16 * v), Vector512.Load(wb + 16 * v), a0);
+                    a1 = Vector512.FusedMultiplyAdd(Vector512.Load(xp + 16 * v + 16), Vector512.Load(wb + 16 * v + 16), a1);
+                    a2 = Vector512.FusedMultiplyAdd(Vector512.Load(xp + 16 * v + 32), Vector512.Load(wb + 16 * v + 32), a2);
+                    a3 = Vector512.FusedMultiplyAdd(Vector512.Load(xp + 16 * v + 48), Vector512.Load(wb + 16 * v + 48), a3);
                 }
-                for (; i + 16 <= k; i += 16) a0 = Vector512.FusedMultiplyAdd(Vector512.Load(x + i), Vector512.Load(w + i), a0);
-                d += Sum((a0 + a1) + (a2 + a3));
+                for (; v < full; v++) a1 = Vector512.FusedMultiplyAdd(Vector512.Load(xp + 16 * v), Vector512.Load(wb + 16 * v), a1);
+                // The vector holding the row's last elements lies in the same page as they do: safe to load.
+                if (tail > 0) a2 = Vector512.FusedMultiplyAdd(Vector512.Load(xp + 16 * full), Vector512.Load(wb + 16 * full) & end, a2);
+                d = Sum((a0 + a1) + (a2 + a3));
             }
-            else if (Vector256.IsHardwareAccelerated)
+            else
             {
-                Vector256<float> a0 = default, a1 = default;
-                for (; i + 16 <= k; i += 16)
+                float* x = xp + shift;
+                int i = 0;
+                if (Vector256.IsHardwareAccelerated)
                 {
-                    a0 = Vector256.FusedMultiplyAdd(Vector256.Load(x + i), Vector256.Load(w + i), a0);
-                    a1 = Vector256.FusedMultiplyAdd(Vector256.Load(x + i + 8), Vector256.Load(w + i + 8), a1);
+                    Vector256<float> a0 = default, a1 = default;
+                    for (; i + 16 <= k; i += 16)
+                    {
+                        a0 = Vector256.FusedMultiplyAdd(Vector256.Load(x + i), Vector256.Load(w + i), a0);
+                        a1 = Vector256.FusedMultiplyAdd(Vector256.Load(x + i + 8), Vector256.Load(w + i + 8), a1);
+                    }
+                    d = Vector256.Sum(a0 + a1);
                 }
-                d += Vector256.Sum(a0 + a1);
+                for (; i < k; i++) d += x[i] * w[i];
             }
-            for (; i < k; i++) d += x[i] * w[i];
             y[r] = accumulate ? y[r] + d : d;
         }
     }
 
     /// <summary>
-    /// y[r] (+)= x · row r, for rows bf16 rows widened in registers, the first <paramref name="lead"/> elements
-    /// scalar. With Vector512, x arrives split evens-then-odds per 32 elements from there (see
-    /// <see cref="SplitEvenOdd"/>), so a uint32 load widens with one shift or one mask.
+    /// y[r] (+)= x · row r, for rows bf16 rows widened in registers; x from <see cref="PrepareGemv"/> (split
+    /// evens-then-odds per 32 with Vector512), read as <see cref="GemvF32"/> reads it.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    static void GemvBf16(float* x, ushort* w, int k, int lead, float* y, int rows, bool accumulate)
+    static void GemvBf16(float* xp, int shift, ushort* w, int k, float* y, int rows, bool accumulate)
     {
+        int span = shift + k, full = span / 32, tail = span % 32;
+        bool wide = Vector512.IsHardwareAccelerated, aligned = wide && ((nint)(w - shift) & 63) == 0 && k % 32 == 0 && full >= 2;
+        // Lane j of a uint32 load holds elements 2j (low half) and 2j + 1 (high half).
+        var even = Vector512.Create(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+        var odd = even + Vector512<int>.One;
+        var evenHead = Vector512.GreaterThanOrEqual(even, Vector512.Create(shift)).AsSingle();
+        var oddHead = Vector512.GreaterThanOrEqual(odd, Vector512.Create(shift)).AsSingle();
+        var evenEnd = Vector512.LessThan(even, Vector512.Create(tail)).AsSingle();
+        var oddEnd = Vector512.LessThan(odd, Vector512.Create(tail)).AsSingle();
         for (int r = 0; r < rows; r++, w += k)
         {
-            int i = 0;
             float d = 0;
-            for (; i < lead; i++) d += x[i] * BitConverter.UInt32BitsToSingle((uint)w[i] << 16);
-            if (Vector512.IsHardwareAccelerated)
+            if (aligned)
             {
-                Vector512<float> a0 = default, a1 = default, a2 = default, a3 = default;
-                for (; i + 64 <= k; i += 64)
+                uint* wb = (uint*)(w - shift);
+                var v = Vector512.Load(wb);
+                var a0 = Vector512.Load(xp) * (Bf16Even(v) & evenHead);
+                var a1 = Vector512.Load(xp + 16) * (Bf16Odd(v) & oddHead);
+                Vector512<float> a2 = default, a3 = default;
+                int g = 1;
+                for (; g + 2 <= full; g += 2)
+                {
+                    v = Vector512.Load(wb + 16 * g);
+                    a0 = Vector512.FusedMultiplyAdd(Vector512.Load(xp + 32 * g), Bf16Even(v), a0);
+                    a1 = Vector512.FusedMultiplyAdd(Vector512.Load(xp + 32 * g + 16), Bf16Odd(v), a1);
+                    v = Vector512.Load(wb + 16 * g + 16);
+                    a2 = Vector512.FusedMultiplyAdd(Vector512.Load(xp + 32 * g + 32), Bf16Even(v), a2);
+                    a3 = Vector512.FusedMultiplyAdd(Vector512.Load(xp + 32 * g + 48), Bf16Odd(v), a3);
+                }
+                for (; g < full; g++)
+                {
+                    v = Vector512.Load(wb + 16 * g);
+                    a0 = Vector512.FusedMultiplyAdd(Vector512.Load(xp + 32 * g), Bf16Even(v), a0);
+                    a1 = Vector512.FusedMultiplyAdd(Vector512.Load(xp + 32 * g + 16), Bf16Odd(v), a1);
+                }
+                if (tail > 0) // the vector holding the row's last elements lies in their page: safe to load
+                {
+                    v = Vector512.Load(wb + 16 * full);
+                    a2 = Vector512.FusedMultiplyAdd(Vector512.Load(xp + 32 * full), Bf16Even(v) & evenEnd, a2);
+                    a3 = Vector512.FusedMultiplyAdd(Vector512.Load(xp + 32 * full + 16), Bf16Odd(v) & oddEnd, a3);
+                }
+                d = Sum((a0 + a1) + (a2 + a3));
+            }
+            else if (wide)
+            {
+                // x is split in groups of 32 from index -shift of the row: whole groups from the row start
+                // when shift is 0, the rest by index.
+                int i = 0;
+                Vector512<float> a0 = default, a1 = default;
+                for (; shift == 0 && i + 32 <= k; i += 32)
                 {
                     var v = Vector512.Load((uint*)(w + i));
-                    a0 = Vector512.FusedMultiplyAdd(Vector512.Load(x + i), Bf16Even(v), a0);
-                    a1 = Vector512.FusedMultiplyAdd(Vector512.Load(x + i + 16), Bf16Odd(v), a1);
-                    v = Vector512.Load((uint*)(w + i + 32));
-                    a2 = Vector512.FusedMultiplyAdd(Vector512.Load(x + i + 32), Bf16Even(v), a2);
-                    a3 = Vector512.FusedMultiplyAdd(Vector512.Load(x + i + 48), Bf16Odd(v), a3);
+                    a0 = Vector512.FusedMultiplyAdd(Vector512.Load(xp + i), Bf16Even(v), a0);
+                    a1 = Vector512.FusedMultiplyAdd(Vector512.Load(xp + i + 16), Bf16Odd(v), a1);
                 }
-                for (; i + 32 <= k; i += 32)
+                d = Sum(a0 + a1);
+                for (; i < k; i++)
                 {
-                    var v = Vector512.Load((uint*)(w + i));
-                    a0 = Vector512.FusedMultiplyAdd(Vector512.Load(x + i), Bf16Even(v), a0);
-                    a1 = Vector512.FusedMultiplyAdd(Vector512.Load(x + i + 16), Bf16Odd(v), a1);
+                    int e = shift + i;
+                    d += xp[(e & ~31) + (e & 1) * 16 + (e & 31) / 2] * BitConverter.UInt32BitsToSingle((uint)w[i] << 16);
                 }
-                d += Sum((a0 + a1) + (a2 + a3));
             }
-            else if (Vector256.IsHardwareAccelerated)
+            else
             {
-                Vector256<float> a0 = default;
-                for (; i + 8 <= k; i += 8)
-                    a0 = Vector256.FusedMultiplyAdd(Vector256.Load(x + i), Vector256.ShiftLeft(Vector256.WidenLower(Vector128.Load(w + i).ToVector256()), 16).AsSingle(), a0);
-                d += Vector256.Sum(a0);
+                float* x = xp + shift;
+                int i = 0;
+                if (Vector256.IsHardwareAccelerated)
+                {
+                    Vector256<float> a0 = default;
+                    for (; i + 8 <= k; i += 8)
+                        a0 = Vector256.FusedMultiplyAdd(Vector256.Load(x + i), Vector256.ShiftLeft(Vector256.WidenLower(Vector128.Load(w + i).ToVector256()), 16).AsSingle(), a0);
+                    d = Vector256.Sum(a0);
+                }
+                for (; i < k; i++) d += x[i] * BitConverter.UInt32BitsToSingle((uint)w[i] << 16);
             }
-            for (; i < k; i++) d += x[i] * BitConverter.UInt32BitsToSingle((uint)w[i] << 16);
             y[r] = accumulate ? y[r] + d : d;
         }
     }
