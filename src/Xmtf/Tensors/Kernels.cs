@@ -41,10 +41,20 @@ public static unsafe class Kernels
             if (w.Cols != k || w.Type != ws[0].Type) throw new ArgumentException("the weights of one MatMul must have the same width and type");
         float* prep = null;
         int shift = 0;
-        if (n == 1)
+        if (n == 1 && ws[0].Type == WeightType.BF16)
+        {
+            // bf16 pairs read as one uint32 widen with a shift (even element) and a mask (odd element) when
+            // x is stored evens-then-odds per 32: two ops per 16 weights instead of four. The split starts
+            // at the rows' first 64-byte boundary, and that element of x lands on one too.
+            shift = Math.Min(k, (int)((64 - ((nint)ws[0].Data & 63)) & 63) / 2);
+            prep = Aligned(ref _prep, k + 16) + ((16 - shift % 16) & 15);
+            if (Vector512.IsHardwareAccelerated) SplitEvenOdd(x, prep, k, shift);
+            else new ReadOnlySpan<float>(x, k).CopyTo(new Span<float>(prep, k));
+        }
+        else if (n == 1)
         {
             shift = Shift(ws[0]);
-            prep = PrepareGemv(x, k, shift, split: ws[0].Type == WeightType.BF16 && Vector512.IsHardwareAccelerated);
+            prep = PrepareGemv(x, k, shift);
         }
         else if (UsesTiles(n))
         {
@@ -68,29 +78,27 @@ public static unsafe class Kernels
     }
 
     /// <summary>
-    /// x for the GEMVs, in a zeroed 64-byte aligned buffer at <paramref name="shift"/> (the weight rows'
-    /// offset from a 64-byte boundary, see <see cref="Shift"/>), so the kernels read x and w in aligned
-    /// vectors that start together. For bf16 with Vector512 the buffer is split evens-then-odds per 32
-    /// elements: bf16 pairs read as one uint32 then widen with a shift (even element) and a mask (odd
-    /// element), two ops per 16 weights instead of four.
+    /// x for the fp32 and int8 GEMVs, in a zeroed 64-byte aligned buffer at <paramref name="shift"/> (the
+    /// weight rows' offset from a 64-byte boundary, see <see cref="Shift"/>), so the kernels read x and w
+    /// in aligned vectors that start together.
     /// </summary>
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    static float* PrepareGemv(float* x, int k, int shift, bool split)
+    static float* PrepareGemv(float* x, int k, int shift)
     {
         int span = (shift + k + 63) & ~63;
         float* p = Aligned(ref _prep, span);
         new Span<float>(p, span).Clear();
         new ReadOnlySpan<float>(x, k).CopyTo(new Span<float>(p + shift, k));
-        if (split)
-        {
-            float* pair = stackalloc float[32];
-            for (int g = 0; g < span; g += 32)
-            {
-                new Span<float>(p + g, 32).CopyTo(new Span<float>(pair, 32));
-                for (int j = 0; j < 16; j++) { p[g + j] = pair[2 * j]; p[g + 16 + j] = pair[2 * j + 1]; }
-            }
-        }
         return p;
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    static void SplitEvenOdd(float* x, float* dst, int k, int lead)
+    {
+        int i = 0;
+        for (; i < lead; i++) dst[i] = x[i];
+        for (; i + 32 <= k; i += 32)
+            for (int j = 0; j < 16; j++) { dst[i + j] = x[i + 2 * j]; dst[i + 16 + j] = x[i + 2 * j + 1]; }
+        for (; i < k; i++) dst[i] = x[i];
     }
 
     /// <summary>
@@ -117,7 +125,7 @@ public static unsafe class Kernels
         });
     }
 
-    /// <param name="xp">x as the kernel wants it: see <see cref="PrepareGemv"/> (then <paramref name="shift"/> applies) and <see cref="TransposeTiles"/>; else x</param>
+    /// <param name="xp">x as the kernel wants it: see <see cref="MatMul(float*, int, ReadOnlySpan{Weight}, ReadOnlySpan{nint}, bool)"/>; else x</param>
     static void MatMulParallel(float* x, float* xp, int shift, int n, Weight[] ws, nint[] ys, bool accumulate)
     {
         // The weights' rows in blocks, numbered across all weights; a chunk is a run of consecutive blocks.
@@ -163,7 +171,7 @@ public static unsafe class Kernels
             switch (w.Type)
             {
                 case WeightType.F32: GemvF32(xp, shift, (float*)w.Data + o, k, y + r0, r1 - r0, accumulate); break;
-                case WeightType.BF16: GemvBf16(xp, shift, (ushort*)w.Data + o, k, y + r0, r1 - r0, accumulate); break;
+                case WeightType.BF16: GemvBf16(xp, (ushort*)w.Data + o, k, shift, y + r0, r1 - r0, accumulate); break; // shift: the scalar lead-in
                 default: GemvI8(xp + shift, (sbyte*)w.Data + o, w.Scales + o / Weight.GroupSize, k, y + r0, r1 - r0, accumulate); break;
             }
             return;
@@ -334,18 +342,17 @@ public static unsafe class Kernels
     // prefetch, measured 10-30% slower on a 250k-row lm_head.
 
     /// <summary>
-    /// How many elements each row of a GEMV weight starts past a 64-byte boundary. Tensors used in place
+    /// How many elements each row of an fp32 GEMV weight starts past a 64-byte boundary. Tensors used in place
     /// from a checkpoint start wherever the file puts them (safetensors aligns to 8 bytes), and a vector
     /// load that straddles two cache lines costs two. When every row has the same offset (rows a whole
-    /// number of cache lines long), the kernels read each row from the boundary before it, in aligned
-    /// vectors, masking the elements outside the row; else (0) they read from the row start.
+    /// number of cache lines long), x is placed at the same offset so both are read in aligned vectors;
+    /// else (0) the kernels read from the row start.
     /// </summary>
     static int Shift(Weight w)
     {
-        int elem = w.Type switch { WeightType.F32 => 4, WeightType.BF16 => 2, _ => 0 };
         nint offset = (nint)w.Data & 63;
-        if (elem == 0 || offset % elem != 0 || w.Cols * elem % 64 != 0) return 0; // int8 is ours, aligned
-        return (int)offset / elem;
+        if (w.Type != WeightType.F32 || offset % 4 != 0 || w.Cols * 4 % 64 != 0) return 0; // int8 is ours, aligned
+        return (int)offset / 4;
     }
 
     /// <summary>y[r] (+)= x · row r, for rows fp32 rows; x from <see cref="PrepareGemv"/>.</summary>
@@ -401,87 +408,46 @@ public static unsafe class Kernels
     }
 
     /// <summary>
-    /// y[r] (+)= x · row r, for rows bf16 rows widened in registers; x from <see cref="PrepareGemv"/> (split
-    /// evens-then-odds per 32 with Vector512), read as <see cref="GemvF32"/> reads it.
+    /// y[r] (+)= x · row r, for rows bf16 rows widened in registers, the first <paramref name="lead"/> elements
+    /// scalar. With Vector512, x arrives split evens-then-odds per 32 elements from there (see
+    /// <see cref="SplitEvenOdd"/>), so a uint32 load widens with one shift or one mask.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    static void GemvBf16(float* xp, int shift, ushort* w, int k, float* y, int rows, bool accumulate)
+    static void GemvBf16(float* x, ushort* w, int k, int lead, float* y, int rows, bool accumulate)
     {
-        int span = shift + k, full = span / 32, tail = span % 32;
-        bool wide = Vector512.IsHardwareAccelerated, aligned = wide && ((nint)(w - shift) & 63) == 0 && k % 32 == 0 && full >= 2;
-        // Lane j of a uint32 load holds elements 2j (low half) and 2j + 1 (high half).
-        var even = Vector512.Create(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
-        var odd = even + Vector512<int>.One;
-        var evenHead = Vector512.GreaterThanOrEqual(even, Vector512.Create(shift)).AsSingle();
-        var oddHead = Vector512.GreaterThanOrEqual(odd, Vector512.Create(shift)).AsSingle();
-        var evenEnd = Vector512.LessThan(even, Vector512.Create(tail)).AsSingle();
-        var oddEnd = Vector512.LessThan(odd, Vector512.Create(tail)).AsSingle();
         for (int r = 0; r < rows; r++, w += k)
         {
+            int i = 0;
             float d = 0;
-            if (aligned)
+            for (; i < lead; i++) d += x[i] * BitConverter.UInt32BitsToSingle((uint)w[i] << 16);
+            if (Vector512.IsHardwareAccelerated)
             {
-                uint* wb = (uint*)(w - shift);
-                var v = Vector512.Load(wb);
-                var a0 = Vector512.Load(xp) * (Bf16Even(v) & evenHead);
-                var a1 = Vector512.Load(xp + 16) * (Bf16Odd(v) & oddHead);
-                Vector512<float> a2 = default, a3 = default;
-                int g = 1;
-                for (; g + 2 <= full; g += 2)
-                {
-                    v = Vector512.Load(wb + 16 * g);
-                    a0 = Vector512.FusedMultiplyAdd(Vector512.Load(xp + 32 * g), Bf16Even(v), a0);
-                    a1 = Vector512.FusedMultiplyAdd(Vector512.Load(xp + 32 * g + 16), Bf16Odd(v), a1);
-                    v = Vector512.Load(wb + 16 * g + 16);
-                    a2 = Vector512.FusedMultiplyAdd(Vector512.Load(xp + 32 * g + 32), Bf16Even(v), a2);
-                    a3 = Vector512.FusedMultiplyAdd(Vector512.Load(xp + 32 * g + 48), Bf16Odd(v), a3);
-                }
-                for (; g < full; g++)
-                {
-                    v = Vector512.Load(wb + 16 * g);
-                    a0 = Vector512.FusedMultiplyAdd(Vector512.Load(xp + 32 * g), Bf16Even(v), a0);
-                    a1 = Vector512.FusedMultiplyAdd(Vector512.Load(xp + 32 * g + 16), Bf16Odd(v), a1);
-                }
-                if (tail > 0) // the vector holding the row's last elements lies in their page: safe to load
-                {
-                    v = Vector512.Load(wb + 16 * full);
-                    a2 = Vector512.FusedMultiplyAdd(Vector512.Load(xp + 32 * full), Bf16Even(v) & evenEnd, a2);
-                    a3 = Vector512.FusedMultiplyAdd(Vector512.Load(xp + 32 * full + 16), Bf16Odd(v) & oddEnd, a3);
-                }
-                d = Sum((a0 + a1) + (a2 + a3));
-            }
-            else if (wide)
-            {
-                // x is split in groups of 32 from index -shift of the row: whole groups from the row start
-                // when shift is 0, the rest by index.
-                int i = 0;
-                Vector512<float> a0 = default, a1 = default;
-                for (; shift == 0 && i + 32 <= k; i += 32)
+                Vector512<float> a0 = default, a1 = default, a2 = default, a3 = default;
+                for (; i + 64 <= k; i += 64)
                 {
                     var v = Vector512.Load((uint*)(w + i));
-                    a0 = Vector512.FusedMultiplyAdd(Vector512.Load(xp + i), Bf16Even(v), a0);
-                    a1 = Vector512.FusedMultiplyAdd(Vector512.Load(xp + i + 16), Bf16Odd(v), a1);
+                    a0 = Vector512.FusedMultiplyAdd(Vector512.Load(x + i), Bf16Even(v), a0);
+                    a1 = Vector512.FusedMultiplyAdd(Vector512.Load(x + i + 16), Bf16Odd(v), a1);
+                    v = Vector512.Load((uint*)(w + i + 32));
+                    a2 = Vector512.FusedMultiplyAdd(Vector512.Load(x + i + 32), Bf16Even(v), a2);
+                    a3 = Vector512.FusedMultiplyAdd(Vector512.Load(x + i + 48), Bf16Odd(v), a3);
                 }
-                d = Sum(a0 + a1);
-                for (; i < k; i++)
+                for (; i + 32 <= k; i += 32)
                 {
-                    int e = shift + i;
-                    d += xp[(e & ~31) + (e & 1) * 16 + (e & 31) / 2] * BitConverter.UInt32BitsToSingle((uint)w[i] << 16);
+                    var v = Vector512.Load((uint*)(w + i));
+                    a0 = Vector512.FusedMultiplyAdd(Vector512.Load(x + i), Bf16Even(v), a0);
+                    a1 = Vector512.FusedMultiplyAdd(Vector512.Load(x + i + 16), Bf16Odd(v), a1);
                 }
+                d += Sum((a0 + a1) + (a2 + a3));
             }
-            else
+            else if (Vector256.IsHardwareAccelerated)
             {
-                float* x = xp + shift;
-                int i = 0;
-                if (Vector256.IsHardwareAccelerated)
-                {
-                    Vector256<float> a0 = default;
-                    for (; i + 8 <= k; i += 8)
-                        a0 = Vector256.FusedMultiplyAdd(Vector256.Load(x + i), Vector256.ShiftLeft(Vector256.WidenLower(Vector128.Load(w + i).ToVector256()), 16).AsSingle(), a0);
-                    d = Vector256.Sum(a0);
-                }
-                for (; i < k; i++) d += x[i] * BitConverter.UInt32BitsToSingle((uint)w[i] << 16);
+                Vector256<float> a0 = default;
+                for (; i + 8 <= k; i += 8)
+                    a0 = Vector256.FusedMultiplyAdd(Vector256.Load(x + i), Vector256.ShiftLeft(Vector256.WidenLower(Vector128.Load(w + i).ToVector256()), 16).AsSingle(), a0);
+                d += Vector256.Sum(a0);
             }
+            for (; i < k; i++) d += x[i] * BitConverter.UInt32BitsToSingle((uint)w[i] << 16);
             y[r] = accumulate ? y[r] + d : d;
         }
     }
