@@ -40,7 +40,7 @@ public static unsafe class Kernels
         foreach (var w in ws)
             if (w.Cols != k || w.Type != ws[0].Type) throw new ArgumentException("the weights of one MatMul must have the same width and type");
         float* prep = null;
-        int shift = 0;
+        int shift = 0; // GEMV alignment: fp32, the rows' offset past a 64-byte boundary; bf16, the elements before one
         if (n == 1 && ws[0].Type == WeightType.BF16)
         {
             // bf16 pairs read as one uint32 widen with a shift (even element) and a mask (odd element) when
