@@ -139,9 +139,9 @@ public static class ModelBench
         var regions = new List<(nint, long)>();
         foreach (var w in weights.Distinct())
         {
-            long scales = w.Scales is null ? 0 : (long)w.Rows * w.Cols / Weight.GroupSize * sizeof(float);
-            regions.Add(((nint)w.Data, w.ByteCount - scales));
-            if (scales > 0) regions.Add(((nint)w.Scales, scales));
+            long data = (long)w.Rows * w.Cols * w.ElementBytes;
+            regions.Add(((nint)w.Data, data));
+            if (w.Scales is not null) regions.Add(((nint)w.Scales, w.ByteCount - data));
         }
         return regions;
     }

@@ -40,22 +40,17 @@ public static unsafe class Kernels
         foreach (var w in ws)
             if (w.Cols != k || w.Type != ws[0].Type) throw new ArgumentException("the weights of one MatMul must have the same width and type");
         float* prep = null;
-        int shift = 0; // GEMV alignment: fp32, the rows' offset past a 64-byte boundary; bf16, the elements before one
+        int shift = n == 1 ? Shift(ws[0]) : 0;
         if (n == 1 && ws[0].Type == WeightType.BF16)
         {
             // bf16 pairs read as one uint32 widen with a shift (even element) and a mask (odd element) when
             // x is stored evens-then-odds per 32: two ops per 16 weights instead of four. The split starts
-            // at the rows' first 64-byte boundary, and that element of x lands on one too.
-            shift = Math.Min(k, (int)((64 - ((nint)ws[0].Data & 63)) & 63) / 2);
-            prep = Aligned(ref _prep, k + 16) + ((16 - shift % 16) & 15);
-            if (Vector512.IsHardwareAccelerated) SplitEvenOdd(x, prep, k, shift);
+            // at the rows' first 64-byte boundary (element Lead(shift)), and that element of x lands on one too.
+            prep = Aligned(ref _prep, k + 16) + shift % 16;
+            if (Vector512.IsHardwareAccelerated) SplitEvenOdd(x, prep, k, Math.Min(k, Lead(shift)));
             else new ReadOnlySpan<float>(x, k).CopyTo(new Span<float>(prep, k));
         }
-        else if (n == 1)
-        {
-            shift = Shift(ws[0]);
-            prep = PrepareGemv(x, k, shift);
-        }
+        else if (n == 1) prep = PrepareGemv(x, k, shift);
         else if (UsesTiles(n))
         {
             prep = Aligned(ref _prep, (n + TileCols - 1) / TileCols * TileCols * k);
@@ -86,8 +81,9 @@ public static unsafe class Kernels
     {
         int span = (shift + k + 63) & ~63;
         float* p = Aligned(ref _prep, span);
-        new Span<float>(p, span).Clear();
+        new Span<float>(p, shift).Clear();
         new ReadOnlySpan<float>(x, k).CopyTo(new Span<float>(p + shift, k));
+        new Span<float>(p + shift + k, span - shift - k).Clear();
         return p;
     }
 
@@ -171,8 +167,8 @@ public static unsafe class Kernels
             switch (w.Type)
             {
                 case WeightType.F32: GemvF32(xp, shift, (float*)w.Data + o, k, y + r0, r1 - r0, accumulate); break;
-                case WeightType.BF16: GemvBf16(xp, (ushort*)w.Data + o, k, shift, y + r0, r1 - r0, accumulate); break; // shift: the scalar lead-in
-                default: GemvI8(xp + shift, (sbyte*)w.Data + o, w.Scales + o / Weight.GroupSize, k, y + r0, r1 - r0, accumulate); break;
+                case WeightType.BF16: GemvBf16(xp, (ushort*)w.Data + o, k, Math.Min(k, Lead(shift)), y + r0, r1 - r0, accumulate); break;
+                default: GemvI8(xp, (sbyte*)w.Data + o, w.Scales + o / Weight.GroupSize, k, y + r0, r1 - r0, accumulate); break;
             }
             return;
         }
@@ -221,6 +217,7 @@ public static unsafe class Kernels
         int k = w.Cols, m = w.Rows, tiles = (n + TileCols - 1) / TileCols;
         int pass = Math.Max(1, 768 * 1024 / (k * TileCols * sizeof(float)));
         float* tile = stackalloc float[TileRows * TileCols];
+        int elem = w.ElementBytes;
         float* s = Aligned(ref _scratch, TileRows * k);
         for (int t0 = 0; t0 < tiles; t0 += pass)
             for (int r = r0; r < r1; r += TileRows)
@@ -234,7 +231,6 @@ public static unsafe class Kernels
                     rows = s;
                 }
                 // While the first input tile runs over this block, the next block's weights come into L2.
-                int elem = w.Type switch { WeightType.F32 => 4, WeightType.BF16 => 2, _ => 1 };
                 byte* next = r + TileRows < r1 ? (byte*)w.Data + (long)(r + TileRows) * k * elem : null;
                 int nextLines = next is null ? 0 : Math.Min(TileRows, r1 - r - TileRows) * k * elem / 64;
                 for (int t = t0; t < Math.Min(tiles, t0 + pass); t++)
@@ -342,7 +338,7 @@ public static unsafe class Kernels
     // prefetch, measured 10-30% slower on a 250k-row lm_head.
 
     /// <summary>
-    /// How many elements each row of an fp32 GEMV weight starts past a 64-byte boundary. Tensors used in place
+    /// How many elements each row of an fp32 or bf16 GEMV weight starts past a 64-byte boundary. Tensors used in place
     /// from a checkpoint start wherever the file puts them (safetensors aligns to 8 bytes), and a vector
     /// load that straddles two cache lines costs two. When every row has the same offset (rows a whole
     /// number of cache lines long), x is placed at the same offset so both are read in aligned vectors;
@@ -350,10 +346,14 @@ public static unsafe class Kernels
     /// </summary>
     static int Shift(Weight w)
     {
+        int elem = w.ElementBytes;
         nint offset = (nint)w.Data & 63;
-        if (w.Type != WeightType.F32 || offset % 4 != 0 || w.Cols * 4 % 64 != 0) return 0; // int8 is ours, aligned
-        return (int)offset / 4;
+        if (w.Type == WeightType.I8 || offset % elem != 0 || w.Cols * elem % 64 != 0) return 0; // int8 is ours, aligned
+        return (int)offset / elem;
     }
+
+    /// <summary>bf16 elements before a row's first 64-byte boundary, given its <see cref="Shift"/>.</summary>
+    static int Lead(int shift) => (32 - shift) & 31;
 
     /// <summary>y[r] (+)= x · row r, for rows fp32 rows; x from <see cref="PrepareGemv"/>.</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]

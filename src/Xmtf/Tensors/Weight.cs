@@ -35,7 +35,10 @@ public sealed unsafe class Weight : IDisposable
         Rows = rows; Cols = cols; Type = type; Data = data; Scales = scales; _owned = owned;
     }
 
-    public long ByteCount => (long)Rows * Cols * (Type switch { WeightType.F32 => 4, WeightType.BF16 => 2, _ => 1 })
+    /// <summary>Bytes of one element of <see cref="Data"/> (int8 scales not included).</summary>
+    public int ElementBytes => Type switch { WeightType.F32 => 4, WeightType.BF16 => 2, _ => 1 };
+
+    public long ByteCount => (long)Rows * Cols * ElementBytes
                              + (Scales is null ? 0 : (long)Rows * Cols / GroupSize * 4);
 
     /// <summary>Wraps memory owned by someone else (a mapped checkpoint) without copying.</summary>
