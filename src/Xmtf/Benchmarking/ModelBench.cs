@@ -109,19 +109,17 @@ public static class ModelBench
                 cost = ModelCost.Of(model, dtype, o.Batch, o.InputTokens);
                 t = Time(model, RandomPrompts(model.VocabSize, o.Batch, o.InputTokens, o.Seed), o);
             }
-            double encodeS = t.Prompt, firstS = t.FirstToken, decodeS = t.Decode, bandwidth = t.BandwidthGbps;
-            long rss = t.PeakRss;
             double peak = MachineLimits.FmaPeakGflops(o.Threads);
-            double tokensPerS = o.NewTokens * o.Batch / decodeS;
-            double limit = bandwidth * 1e9 / cost.BytesPerToken * o.Batch;
-            double gflops = cost.PromptFlops / encodeS / 1e9;
+            double tokensPerS = o.NewTokens * o.Batch / t.Decode;
+            double limit = t.BandwidthGbps * 1e9 / cost.BytesPerToken * o.Batch;
+            double gflops = cost.PromptFlops / t.Prompt / 1e9;
             return new BenchResult
             {
                 Model = name ?? dir, ModelType = modelType, Dtype = Name(dtype), Threads = o.Threads, Batch = o.Batch,
                 InputTokens = o.InputTokens, NewTokens = o.NewTokens, WeightBytes = cost.WeightBytes, BytesPerToken = cost.BytesPerToken,
-                EncodeMs = encodeS * 1e3, FirstTokenMs = firstS * 1e3, EncodeGflops = gflops, FmaPeakGflops = peak, EncodeFraction = gflops / peak,
-                DecodeTokensPerS = tokensPerS, BandwidthGbps = bandwidth, DecodeLimitTokensPerS = limit, BandwidthFraction = tokensPerS / limit,
-                PeakRssBytes = rss, PeakRssOverWeights = (double)rss / cost.WeightBytes,
+                EncodeMs = t.Prompt * 1e3, FirstTokenMs = t.FirstToken * 1e3, EncodeGflops = gflops, FmaPeakGflops = peak, EncodeFraction = gflops / peak,
+                DecodeTokensPerS = tokensPerS, BandwidthGbps = t.BandwidthGbps, DecodeLimitTokensPerS = limit, BandwidthFraction = tokensPerS / limit,
+                PeakRssBytes = t.PeakRss, PeakRssOverWeights = (double)t.PeakRss / cost.WeightBytes,
             };
         }
         finally { Kernels.Threads = savedThreads; }

@@ -621,11 +621,10 @@ public static unsafe class Kernels
         fixed (float* p = x)
         {
             nint px = (nint)p;
-            int length = x.Length;
-            WorkerPool.For(length >= 32 * Chunk ? Math.Min(chunks, Threads * 8) : 1, Threads, c =>
+            int length = x.Length, parts = length >= 32 * Chunk ? Math.Min(chunks, Threads * 8) : 1;
+            WorkerPool.For(parts, Threads, c =>
             {
                 Span<float> t = stackalloc float[Chunk];
-                int parts = length >= 32 * Chunk ? Math.Min(chunks, Threads * 8) : 1;
                 for (int k = (int)((long)chunks * c / parts); k < (int)((long)chunks * (c + 1) / parts); k++)
                 {
                     var xs = new Span<float>((float*)px + k * Chunk, Math.Min(Chunk, length - k * Chunk));
