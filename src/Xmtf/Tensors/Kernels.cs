@@ -41,14 +41,13 @@ public static unsafe class Kernels
             if (w.Cols != k || w.Type != ws[0].Type) throw new ArgumentException("the weights of one MatMul must have the same width and type");
         float* prep = null;
         int shift = n == 1 ? Shift(ws[0]) : 0;
-        if (n == 1 && ws[0].Type == WeightType.BF16)
+        if (n == 1 && SplitsX(ws[0]))
         {
             // bf16 pairs read as one uint32 widen with a shift (even element) and a mask (odd element) when
-            // x is stored evens-then-odds per 32: two ops per 16 weights instead of four. The split starts
-            // at the rows' first 64-byte boundary (element Lead(shift)), and that element of x lands on one too.
-            prep = Aligned(ref _prep, k + 16) + shift % 16;
-            if (Vector512.IsHardwareAccelerated) SplitEvenOdd(x, prep, k, Math.Min(k, Lead(shift)));
-            else new ReadOnlySpan<float>(x, k).CopyTo(new Span<float>(prep, k));
+            // x is stored evens-then-odds per 32: two ops per 16 weights instead of four. The blocks of 32
+            // start at the rows' 64-byte boundary, `shift` elements before each row.
+            prep = Aligned(ref _prep, shift + k + 32);
+            SplitEvenOdd(x, prep, k, shift);
         }
         else if (n == 1) prep = PrepareGemv(x, k, shift);
         else if (UsesTiles(n))
@@ -87,14 +86,31 @@ public static unsafe class Kernels
         return p;
     }
 
+    /// <summary>Whether a bf16 GEMV takes x split evens-then-odds (<see cref="SplitEvenOdd"/>): with Vector512, rows of two blocks or more.</summary>
+    static bool SplitsX(Weight w) => w.Type == WeightType.BF16 && Vector512.IsHardwareAccelerated && w.Cols >= 64;
+
+    /// <summary>
+    /// Number of 32-element blocks a split bf16 row is read in: from its 64-byte boundary through its end
+    /// when rows are whole cache lines (the last block's far lanes masked), else its whole blocks (the rest scalar).
+    /// </summary>
+    static int SplitBlocks(int k, int shift) => shift == 0 ? k / 32 : (shift + k + 31) / 32;
+
+    /// <summary>
+    /// x in blocks of 32 that line up with the weight rows' blocks (element -shift first): each block's
+    /// even elements, then its odd ones; zero outside [0, k). Elements past the last block stay in order.
+    /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    static void SplitEvenOdd(float* x, float* dst, int k, int lead)
+    static void SplitEvenOdd(float* x, float* dst, int k, int shift)
     {
-        int i = 0;
-        for (; i < lead; i++) dst[i] = x[i];
-        for (; i + 32 <= k; i += 32)
-            for (int j = 0; j < 16; j++) { dst[i + j] = x[i + 2 * j]; dst[i + 16 + j] = x[i + 2 * j + 1]; }
-        for (; i < k; i++) dst[i] = x[i];
+        int blocks = SplitBlocks(k, shift);
+        for (int b = 0; b < blocks; b++)
+            for (int t = 0; t < 16; t++)
+            {
+                int e = 32 * b + 2 * t - shift;
+                dst[32 * b + t] = (uint)e < (uint)k ? x[e] : 0;
+                dst[32 * b + 16 + t] = (uint)(e + 1) < (uint)k ? x[e + 1] : 0;
+            }
+        for (int e = 32 * blocks - shift; e < k; e++) dst[e + shift] = x[e];
     }
 
     /// <summary>
@@ -167,7 +183,7 @@ public static unsafe class Kernels
             switch (w.Type)
             {
                 case WeightType.F32: GemvF32(xp, shift, (float*)w.Data + o, k, y + r0, r1 - r0, accumulate); break;
-                case WeightType.BF16: GemvBf16(xp, (ushort*)w.Data + o, k, Math.Min(k, Lead(shift)), y + r0, r1 - r0, accumulate); break;
+                case WeightType.BF16: GemvBf16(xp, shift, (ushort*)w.Data + o, k, y + r0, r1 - r0, accumulate); break;
                 default: GemvI8(xp, (sbyte*)w.Data + o, w.Scales + o / Weight.GroupSize, k, y + r0, r1 - r0, accumulate); break;
             }
             return;
@@ -352,9 +368,6 @@ public static unsafe class Kernels
         return (int)offset / elem;
     }
 
-    /// <summary>bf16 elements before a row's first 64-byte boundary, given its <see cref="Shift"/>.</summary>
-    static int Lead(int shift) => (32 - shift) & 31;
-
     /// <summary>y[r] (+)= x · row r, for rows fp32 rows; x from <see cref="PrepareGemv"/>.</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     static void GemvF32(float* xp, int shift, float* w, int k, float* y, int rows, bool accumulate)
@@ -408,46 +421,66 @@ public static unsafe class Kernels
     }
 
     /// <summary>
-    /// y[r] (+)= x · row r, for rows bf16 rows widened in registers, the first <paramref name="lead"/> elements
-    /// scalar. With Vector512, x arrives split evens-then-odds per 32 elements from there (see
-    /// <see cref="SplitEvenOdd"/>), so a uint32 load widens with one shift or one mask.
+    /// y[r] (+)= x · row r, for bf16 rows widened in registers. With Vector512, x arrives split (see
+    /// <see cref="SplitEvenOdd"/>), so a uint32 load widens with one shift or one mask, and each row is read
+    /// in aligned blocks from its 64-byte boundary; the lanes outside the row are masked (they hold the
+    /// neighbours' values, x is 0 there). Without it, x is in order at <paramref name="shift"/>.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    static void GemvBf16(float* x, ushort* w, int k, int lead, float* y, int rows, bool accumulate)
+    static void GemvBf16(float* xp, int shift, ushort* w, int k, float* y, int rows, bool accumulate)
     {
+        if (!(Vector512.IsHardwareAccelerated && k >= 64))
+        {
+            float* x = xp + shift;
+            for (int r = 0; r < rows; r++, w += k)
+            {
+                int i = 0;
+                float d = 0;
+                if (Vector256.IsHardwareAccelerated)
+                {
+                    Vector256<float> a0 = default;
+                    for (; i + 8 <= k; i += 8)
+                        a0 = Vector256.FusedMultiplyAdd(Vector256.Load(x + i), Vector256.ShiftLeft(Vector256.WidenLower(Vector128.Load(w + i).ToVector256()), 16).AsSingle(), a0);
+                    d = Vector256.Sum(a0);
+                }
+                for (; i < k; i++) d += x[i] * BitConverter.UInt32BitsToSingle((uint)w[i] << 16);
+                y[r] = accumulate ? y[r] + d : d;
+            }
+            return;
+        }
+        int blocks = SplitBlocks(k, shift), last = blocks - 1;
+        var lanes = Vector512.Create((ushort)0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31);
+        var head = Vector512.GreaterThanOrEqual(lanes, Vector512.Create((ushort)shift)).AsUInt32();
+        var end = (shift == 0 ? Vector512<ushort>.AllBitsSet : Vector512.LessThan(lanes, Vector512.Create((ushort)(shift + k - 32 * last)))).AsUInt32();
         for (int r = 0; r < rows; r++, w += k)
         {
-            int i = 0;
-            float d = 0;
-            for (; i < lead; i++) d += x[i] * BitConverter.UInt32BitsToSingle((uint)w[i] << 16);
-            if (Vector512.IsHardwareAccelerated)
+            uint* wb = (uint*)(w - shift);
+            var v = Vector512.Load(wb) & head;
+            var a0 = Vector512.Load(xp) * Bf16Even(v);
+            var a1 = Vector512.Load(xp + 16) * Bf16Odd(v);
+            Vector512<float> a2 = default, a3 = default;
+            int b = 1;
+            for (; b + 2 <= last; b += 2)
             {
-                Vector512<float> a0 = default, a1 = default, a2 = default, a3 = default;
-                for (; i + 64 <= k; i += 64)
-                {
-                    var v = Vector512.Load((uint*)(w + i));
-                    a0 = Vector512.FusedMultiplyAdd(Vector512.Load(x + i), Bf16Even(v), a0);
-                    a1 = Vector512.FusedMultiplyAdd(Vector512.Load(x + i + 16), Bf16Odd(v), a1);
-                    v = Vector512.Load((uint*)(w + i + 32));
-                    a2 = Vector512.FusedMultiplyAdd(Vector512.Load(x + i + 32), Bf16Even(v), a2);
-                    a3 = Vector512.FusedMultiplyAdd(Vector512.Load(x + i + 48), Bf16Odd(v), a3);
-                }
-                for (; i + 32 <= k; i += 32)
-                {
-                    var v = Vector512.Load((uint*)(w + i));
-                    a0 = Vector512.FusedMultiplyAdd(Vector512.Load(x + i), Bf16Even(v), a0);
-                    a1 = Vector512.FusedMultiplyAdd(Vector512.Load(x + i + 16), Bf16Odd(v), a1);
-                }
-                d += Sum((a0 + a1) + (a2 + a3));
+                v = Vector512.Load(wb + 16 * b);
+                a0 = Vector512.FusedMultiplyAdd(Vector512.Load(xp + 32 * b), Bf16Even(v), a0);
+                a1 = Vector512.FusedMultiplyAdd(Vector512.Load(xp + 32 * b + 16), Bf16Odd(v), a1);
+                v = Vector512.Load(wb + 16 * b + 16);
+                a2 = Vector512.FusedMultiplyAdd(Vector512.Load(xp + 32 * b + 32), Bf16Even(v), a2);
+                a3 = Vector512.FusedMultiplyAdd(Vector512.Load(xp + 32 * b + 48), Bf16Odd(v), a3);
             }
-            else if (Vector256.IsHardwareAccelerated)
+            if (b < last)
             {
-                Vector256<float> a0 = default;
-                for (; i + 8 <= k; i += 8)
-                    a0 = Vector256.FusedMultiplyAdd(Vector256.Load(x + i), Vector256.ShiftLeft(Vector256.WidenLower(Vector128.Load(w + i).ToVector256()), 16).AsSingle(), a0);
-                d += Vector256.Sum(a0);
+                v = Vector512.Load(wb + 16 * b);
+                a2 = Vector512.FusedMultiplyAdd(Vector512.Load(xp + 32 * b), Bf16Even(v), a2);
+                a3 = Vector512.FusedMultiplyAdd(Vector512.Load(xp + 32 * b + 16), Bf16Odd(v), a3);
             }
-            for (; i < k; i++) d += x[i] * BitConverter.UInt32BitsToSingle((uint)w[i] << 16);
+            // The block holding the row's last elements lies in the same cache line (hence page) as they do.
+            v = Vector512.Load(wb + 16 * last) & end;
+            a0 = Vector512.FusedMultiplyAdd(Vector512.Load(xp + 32 * last), Bf16Even(v), a0);
+            a1 = Vector512.FusedMultiplyAdd(Vector512.Load(xp + 32 * last + 16), Bf16Odd(v), a1);
+            float d = Sum((a0 + a1) + (a2 + a3));
+            for (int e = 32 * blocks - shift; e < k; e++) d += xp[e + shift] * BitConverter.UInt32BitsToSingle((uint)w[e] << 16);
             y[r] = accumulate ? y[r] + d : d;
         }
     }

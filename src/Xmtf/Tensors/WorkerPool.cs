@@ -5,13 +5,22 @@ namespace Xmtf.Tensors;
 /// spin briefly before they sleep, so the ~100 small parallel loops of one decode step cost microseconds
 /// to start instead of the thread pool's tens. A second caller arriving while the pool is busy (the
 /// server runs batches side by side) uses <see cref="Parallel.For(int, int, Action{int})"/> instead.
+/// <para>
+/// Each thread owns a contiguous part of the index range and runs it front to back, so a GEMV's thread
+/// reads its weight rows as one sequential stream; a thread done with its own part takes items from the
+/// back of the others'. Handing items out in turn instead made every item a new stream, and the small
+/// matrices of a decode step read at 60% of the bandwidth.
+/// </para>
 /// </summary>
 static class WorkerPool
 {
     static readonly object Gate = new();
     static Worker[] _workers = [];
     static Action<int>? _body;
-    static int _count, _next, _pending;
+    static int _parts, _joined, _pending;
+    // Part p's remaining items [front, back) packed as front << 32 | back, one cache line per part.
+    static long[] _ranges = [];
+    const int Stride = 8;
     static long _generation;
     static readonly ManualResetEventSlim Wake = new(false);
 
@@ -41,8 +50,11 @@ static class WorkerPool
         {
             Resize(threads - 1);
             _body = body;
-            _count = count;
-            _next = 0;
+            _parts = Math.Min(threads, count);
+            if (_ranges.Length < _parts * Stride) _ranges = new long[_parts * Stride];
+            for (int p = 0; p < _parts; p++)
+                _ranges[p * Stride] = (long)count * p / _parts << 32 | (uint)((long)count * (p + 1) / _parts);
+            _joined = 0;
             _pending = _workers.Length;
             Interlocked.Increment(ref _generation);
             Wake.Set();
@@ -55,9 +67,28 @@ static class WorkerPool
         finally { Monitor.Exit(Gate); }
     }
 
+    /// <summary>Runs the next part's items front to back, then takes the other parts' last items until none are left.</summary>
     static void Drain(Action<int> body)
     {
-        for (int i; (i = Interlocked.Increment(ref _next) - 1) < _count;) body(i);
+        int parts = _parts, own = Interlocked.Increment(ref _joined) - 1;
+        if (own < parts)
+            for (int i; (i = Take(own, fromBack: false)) >= 0;) body(i);
+        for (int p = 1; p < parts; p++)
+            for (int i, q = (own + p) % parts; (i = Take(q, fromBack: true)) >= 0;) body(i);
+    }
+
+    /// <summary>Claims part p's first or last remaining item; -1 when it has none.</summary>
+    static int Take(int p, bool fromBack)
+    {
+        ref long range = ref _ranges[p * Stride];
+        while (true)
+        {
+            long r = Volatile.Read(ref range);
+            int front = (int)(r >> 32), back = (int)r;
+            if (front >= back) return -1;
+            long next = fromBack ? (long)front << 32 | (uint)(back - 1) : (long)(front + 1) << 32 | (uint)back;
+            if (Interlocked.CompareExchange(ref range, next, r) == r) return fromBack ? back - 1 : front;
+        }
     }
 
     static void Resize(int n)

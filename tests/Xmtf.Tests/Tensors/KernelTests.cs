@@ -46,6 +46,7 @@ public unsafe class KernelTests
     [InlineData(WeightType.F32, 8), InlineData(WeightType.F32, 24), InlineData(WeightType.F32, 60)]
     [InlineData(WeightType.BF16, 8), InlineData(WeightType.BF16, 34), InlineData(WeightType.BF16, 62)]
     [InlineData(WeightType.F32, 8, 100), InlineData(WeightType.BF16, 8, 100), InlineData(WeightType.F32, 40, 16), InlineData(WeightType.BF16, 40, 32)]
+    [InlineData(WeightType.BF16, 2, 64), InlineData(WeightType.BF16, 0, 160), InlineData(WeightType.BF16, 6, 1000)]
     public void GemvOnMisalignedWeightsMatchesReference(WeightType type, int offset, int k = 96)
     {
         const int m = 37;
