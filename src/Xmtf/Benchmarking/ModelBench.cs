@@ -135,12 +135,7 @@ public static class ModelBench
             _ => throw new XmtfException($"no bandwidth probe for {model.GetType().Name}"),
         };
         var regions = new List<(nint, long)>();
-        foreach (var w in weights.Distinct())
-        {
-            long data = (long)w.Rows * w.Cols * w.ElementBytes;
-            regions.Add(((nint)w.Data, data));
-            if (w.Scales is not null) regions.Add(((nint)w.Scales, w.ByteCount - data));
-        }
+        foreach (var w in weights.Distinct()) regions.Add(((nint)w.Data, w.ByteCount));
         return regions;
     }
 

@@ -29,12 +29,11 @@ public sealed record ModelCost(long WeightBytes, long BytesPerToken, double Prom
         _ => throw new XmtfException($"no cost model for {model.GetType().Name}"),
     };
 
-    /// <summary>Bytes of a [rows, cols] matrix as <see cref="Weight"/> keeps it (int8: plus one fp32 scale per group).</summary>
+    /// <summary>Bytes of a [rows, cols] matrix as <see cref="Weight"/> keeps it (int8: plus each row's scale header).</summary>
     public static long MatrixBytes(long rows, long cols, WeightType type)
     {
         if (type == WeightType.I8 && cols % Weight.GroupSize != 0) type = WeightType.F32; // Weight.FromF32 keeps such shapes exact
-        long n = rows * cols;
-        return type switch { WeightType.F32 => 4 * n, WeightType.BF16 => 2 * n, _ => n + n / Weight.GroupSize * 4 };
+        return rows * type switch { WeightType.F32 => 4 * cols, WeightType.BF16 => 2 * cols, _ => cols + Weight.ScaleBytes((int)cols) };
     }
 
     static ModelCost MT5(T5Config c, WeightType t, int batch, int tokens)

@@ -49,6 +49,7 @@ public static unsafe class Kernels
             prep = Aligned(ref _prep, shift + k + 32);
             SplitEvenOdd(x, prep, k, shift);
         }
+        else if (n == 1 && ws[0].Type == WeightType.I8) prep = QuantizeX(x, k);
         else if (n == 1) prep = PrepareGemv(x, k, shift);
         else if (UsesTiles(n))
         {
@@ -83,6 +84,50 @@ public static unsafe class Kernels
         new Span<float>(p, shift).Clear();
         new ReadOnlySpan<float>(x, k).CopyTo(new Span<float>(p + shift, k));
         new Span<float>(p + shift + k, span - shift - k).Clear();
+        return p;
+    }
+
+    /// <summary>
+    /// x for the int8 GEMV, quantized as llama.cpp's q8_0 (what its q8_0 matmuls do too): per group of 32, a
+    /// scale max|x|/127 and values round(x/scale). Laid out for vpmaddubsw, which multiplies unsigned by
+    /// signed bytes: |q| (k bytes), then sign masks (k bytes, 0xFF where q &lt; 0: the kernel negates the weight
+    /// there), then the scales twice: one per group, and as one 16-float vector per pair of groups, each
+    /// group's scale in the 8 lanes its products land in.
+    /// </summary>
+    static float* QuantizeX(float* x, int k)
+    {
+        int groups = k / Weight.GroupSize;
+        float* p = Aligned(ref _prep, k / 2 + groups + 8 * groups + 16);
+        byte* mag = (byte*)p, sign = mag + k;
+        float* scales = (float*)(sign + k), pairs = scales + ((groups + 15) & ~15);
+        for (int g = 0; g < groups; g++)
+        {
+            float* xg = x + g * Weight.GroupSize;
+            int o = g * Weight.GroupSize;
+            // A group holding inf or NaN gets a NaN scale: the products come out NaN, as in fp32.
+            float max = TensorPrimitives.MaxMagnitude(new ReadOnlySpan<float>(xg, Weight.GroupSize)) is var m && float.IsFinite(m) ? MathF.Abs(m) : float.NaN;
+            float inv = max is 0 or float.NaN ? 0 : 127f / max;
+            scales[g] = max / 127f;
+            if (Avx512F.IsSupported)
+            {
+                // Round to nearest even, as MathF.Round; then |q| and q's sign as bytes.
+                var q0 = Avx512F.ConvertToVector512Int32(Vector512.Load(xg) * inv);
+                var q1 = Avx512F.ConvertToVector512Int32(Vector512.Load(xg + 16) * inv);
+                Avx512F.ConvertToVector128Byte(Vector512.Abs(q0)).Store(mag + o);
+                Avx512F.ConvertToVector128Byte(Vector512.Abs(q1)).Store(mag + o + 16);
+                Avx512F.ConvertToVector128Byte(Vector512.ShiftRightArithmetic(q0, 31)).Store(sign + o);
+                Avx512F.ConvertToVector128Byte(Vector512.ShiftRightArithmetic(q1, 31)).Store(sign + o + 16);
+            }
+            else
+                for (int i = 0; i < Weight.GroupSize; i++)
+                {
+                    int q = (int)MathF.Round(xg[i] * inv);
+                    mag[o + i] = (byte)Math.Abs(q);
+                    sign[o + i] = q < 0 ? (byte)0xFF : (byte)0;
+                }
+        }
+        for (int g = 0; g + 1 < groups; g += 2)
+            for (int l = 0; l < 16; l++) pairs[8 * g + l] = scales[g + l / 8];
         return p;
     }
 
@@ -184,7 +229,7 @@ public static unsafe class Kernels
             {
                 case WeightType.F32: GemvF32(xp, shift, (float*)w.Data + o, k, y + r0, r1 - r0, accumulate); break;
                 case WeightType.BF16: GemvBf16(xp, shift, (ushort*)w.Data + o, k, y + r0, r1 - r0, accumulate); break;
-                default: GemvI8(xp, (sbyte*)w.Data + o, w.Scales + o / Weight.GroupSize, k, y + r0, r1 - r0, accumulate); break;
+                default: GemvQ8(xp, (byte*)w.Data + r0 * w.RowBytes, w.RowBytes, k, y + r0, r1 - r0, accumulate); break;
             }
             return;
         }
@@ -233,7 +278,7 @@ public static unsafe class Kernels
         int k = w.Cols, m = w.Rows, tiles = (n + TileCols - 1) / TileCols;
         int pass = Math.Max(1, 768 * 1024 / (k * TileCols * sizeof(float)));
         float* tile = stackalloc float[TileRows * TileCols];
-        int elem = w.ElementBytes;
+        long rowBytes = w.RowBytes;
         float* s = Aligned(ref _scratch, TileRows * k);
         for (int t0 = 0; t0 < tiles; t0 += pass)
             for (int r = r0; r < r1; r += TileRows)
@@ -247,8 +292,8 @@ public static unsafe class Kernels
                     rows = s;
                 }
                 // While the first input tile runs over this block, the next block's weights come into L2.
-                byte* next = r + TileRows < r1 ? (byte*)w.Data + (long)(r + TileRows) * k * elem : null;
-                int nextLines = next is null ? 0 : Math.Min(TileRows, r1 - r - TileRows) * k * elem / 64;
+                byte* next = r + TileRows < r1 ? (byte*)w.Data + (r + TileRows) * rowBytes : null;
+                int nextLines = next is null ? 0 : (int)(Math.Min(TileRows, r1 - r - TileRows) * rowBytes / 64);
                 for (int t = t0; t < Math.Min(tiles, t0 + pass); t++)
                 {
                     Tile8x32(rows, k, xt + (long)t * k * TileCols, tile, next, t == t0 ? nextLines : 0);
@@ -486,33 +531,47 @@ public static unsafe class Kernels
     }
 
     /// <summary>
-    /// y[r] (+)= x · row r, for rows int8 rows of 32-element groups: each group's partial sum is scaled once (q8_0 style), in registers.
+    /// y[r] (+)= x · row r, for int8 rows of 32-element groups, with x from <see cref="QuantizeX"/>: integer
+    /// dot products per group (vpmaddubsw on |x| and the weights negated where x is negative, then vpmaddwd
+    /// into int32), scaled by both groups' scales in fp32. Six vector ops per 64 weights, where widening the
+    /// weights to fp32 took twelve: the fp32 version was issue-bound well below the memory bandwidth.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    static void GemvI8(float* x, sbyte* q, float* scales, int k, float* y, int rows, bool accumulate)
+    static void GemvQ8(float* xq, byte* w, long stride, int k, float* y, int rows, bool accumulate)
     {
-        for (int r = 0; r < rows; r++, q += k, scales += k / Weight.GroupSize)
+        int groups = k / Weight.GroupSize, header = Weight.ScaleBytes(k);
+        byte* mag = (byte*)xq, sign = mag + k;
+        float* xs = (float*)(sign + k), pairs = xs + ((groups + 15) & ~15);
+        var ones = Vector512.Create((short)1);
+        var spread = Vector512.Create(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1);
+        for (int r = 0; r < rows; r++, w += stride)
         {
-            int groups = k / Weight.GroupSize, g = 0; // Allocate keeps rows that are not whole groups in fp32
+            float* scales = (float*)w;
+            sbyte* q = (sbyte*)(w + header);
+            int g = 0;
             float d = 0;
-            if (Avx512F.IsSupported)
+            if (Avx512BW.IsSupported)
             {
                 Vector512<float> a0 = default, a1 = default;
-                // Pointers stepped, not indices: the loop is issue-bound (int8 widening), scalar ops count.
-                float* xg = x, sg = scales;
-                sbyte* qg = q;
-                for (; g + 2 <= groups; g += 2, xg += 64, qg += 64, sg += 2)
+                for (; g + 2 <= groups; g += 2)
                 {
-                    a0 = Vector512.FusedMultiplyAdd(GroupDot(Vector512.Load(xg), Vector512.Load(xg + 16), qg), Vector512.Create(sg[0]), a0);
-                    a1 = Vector512.FusedMultiplyAdd(GroupDot(Vector512.Load(xg + 32), Vector512.Load(xg + 48), qg + 32), Vector512.Create(sg[1]), a1);
+                    int o = g * Weight.GroupSize;
+                    var m = Vector512.Load((sbyte*)sign + o);
+                    var v = (Vector512.Load(q + o) ^ m) - m; // negated where x is negative: |x| · v has x · w's sign
+                    var dots = Avx512BW.MultiplyAddAdjacent(Avx512BW.MultiplyAddAdjacent(Vector512.Load(mag + o), v), ones);
+                    // Lanes 0-7 hold group g's four-element sums, lanes 8-15 group g+1's.
+                    var ws = Avx512F.PermuteVar16x32(Vector128.CreateScalarUnsafe(*(double*)(scales + g)).AsSingle().ToVector256Unsafe().ToVector512Unsafe(), spread);
+                    var t = Avx512F.ConvertToVector512Single(dots) * Vector512.Load(pairs + 8 * g);
+                    if ((g & 2) == 0) a0 = Vector512.FusedMultiplyAdd(t, ws, a0);
+                    else a1 = Vector512.FusedMultiplyAdd(t, ws, a1);
                 }
-                d += Sum(a0 + a1);
+                d = Sum(a0 + a1);
             }
             for (; g < groups; g++)
             {
-                float part = 0;
-                for (int j = g * Weight.GroupSize; j < (g + 1) * Weight.GroupSize; j++) part += x[j] * q[j];
-                d += part * scales[g];
+                int dot = 0;
+                for (int i = g * Weight.GroupSize; i < (g + 1) * Weight.GroupSize; i++) dot += (sign[i] == 0 ? mag[i] : -mag[i]) * q[i];
+                d += dot * xs[g] * scales[g];
             }
             y[r] = accumulate ? y[r] + d : d;
         }
@@ -526,14 +585,6 @@ public static unsafe class Kernels
         var q = h.GetLower() + h.GetUpper();
         q += Vector128.Shuffle(q, Vector128.Create(2, 3, 0, 1));
         return q.ToScalar() + q.GetElement(1);
-    }
-
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    static Vector512<float> GroupDot(Vector512<float> xl, Vector512<float> xh, sbyte* q)
-    {
-        var lo = Avx512F.ConvertToVector512Single(Avx512F.ConvertToVector512Int32(Vector128.Load(q)));
-        var hi = Avx512F.ConvertToVector512Single(Avx512F.ConvertToVector512Int32(Vector128.Load(q + 16)));
-        return Vector512.FusedMultiplyAdd(xh, hi, xl * lo);
     }
 
     /// <summary>Rows [r, r+nr) of a weight as fp32 into dst.</summary>
@@ -558,23 +609,20 @@ public static unsafe class Kernels
             for (; i < len; i++) dst[i] = BitConverter.UInt32BitsToSingle((uint)src[i] << 16);
         }
         else
-        {
-            sbyte* q = (sbyte*)w.Data + o;
-            float* sc = w.Scales + o / Weight.GroupSize;
-            for (int g = 0; g < len / Weight.GroupSize; g++)
-            {
-                float s = sc[g];
-                sbyte* qg = q + g * Weight.GroupSize;
-                float* d = dst + g * Weight.GroupSize;
-                if (Avx512F.IsSupported)
+            for (int j = 0; j < nr; j++)
+                for (int g = 0; g < k / Weight.GroupSize; g++)
                 {
-                    (Avx512F.ConvertToVector512Single(Avx512F.ConvertToVector512Int32(Vector128.Load(qg))) * s).Store(d);
-                    (Avx512F.ConvertToVector512Single(Avx512F.ConvertToVector512Int32(Vector128.Load(qg + 16))) * s).Store(d + 16);
+                    float s = w.RowScales(r + j)[g];
+                    sbyte* qg = w.RowValues(r + j) + g * Weight.GroupSize;
+                    float* d = dst + (long)j * k + g * Weight.GroupSize;
+                    if (Avx512F.IsSupported)
+                    {
+                        (Avx512F.ConvertToVector512Single(Avx512F.ConvertToVector512Int32(Vector128.Load(qg))) * s).Store(d);
+                        (Avx512F.ConvertToVector512Single(Avx512F.ConvertToVector512Int32(Vector128.Load(qg + 16))) * s).Store(d + 16);
+                    }
+                    else
+                        for (int i = 0; i < Weight.GroupSize; i++) d[i] = qg[i] * s;
                 }
-                else
-                    for (int i = 0; i < Weight.GroupSize; i++) d[i] = qg[i] * s;
-            }
-        }
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]

@@ -43,7 +43,10 @@ public class BenchTests
         Assert.Equal(2 * (2 * layer + embedding), bf16["bytes_per_token"]!.GetValue<long>());
         Assert.True(bf16["decode_tokens_per_s"]!.GetValue<double>() > 0);
         var int8 = Bench(tmp.Path, "--dtype", "int8");
-        Assert.Equal((2 * layer + embedding) * 9 / 8, int8["bytes_per_token"]!.GetValue<long>()); // one fp32 scale per 32 bytes
+        // Each int8 row is its values plus its scales (one fp32 per 32 values) padded to a 64-byte line:
+        // per layer query_key_value (192 rows), dense (64) and dense_h_to_4h (256) of width 64, dense_4h_to_h (64) of width 256.
+        long int8Layer = (192 + 64 + 256) * (64 + 64) + 64 * (256 + 64), int8Embedding = 512 * (64 + 64);
+        Assert.Equal(2 * int8Layer + int8Embedding, int8["bytes_per_token"]!.GetValue<long>());
     }
 
     [Theory]

@@ -20,6 +20,8 @@ public unsafe class KernelTests
             // The reference uses the weight as stored (rounded to bf16 / int8), read back row by row.
             var stored = new float[m * k];
             for (int r = 0; r < m; r++) w.ReadRow(r, stored.AsSpan(r * k, k));
+            // A single int8 row (decoding) is quantized as llama.cpp's q8_0 does: per 32, scale max|x|/127.
+            var xr = w.Type == WeightType.I8 && n == 1 ? Q8(x) : x;
             var y = Enumerable.Repeat(1f, n * m).ToArray();
             foreach (var threads in new[] { 1, 2 })
             {
@@ -32,13 +34,26 @@ public unsafe class KernelTests
                         for (int r = 0; r < m; r++)
                         {
                             double d = accumulate ? 1 : 0;
-                            for (int j = 0; j < k; j++) d += x[i * k + j] * stored[r * k + j];
+                            for (int j = 0; j < k; j++) d += xr[i * k + j] * stored[r * k + j];
                             Assert.True(Math.Abs(d - y[i * m + r]) < 1e-4 * (1 + Math.Abs(d)), $"{type} threads={threads} acc={accumulate} [{i},{r}]: {d} vs {y[i * m + r]}");
                         }
                 }
             }
         }
         Kernels.Threads = Environment.ProcessorCount;
+    }
+
+    static float[] Q8(float[] x)
+    {
+        var r = new float[x.Length];
+        for (int g = 0; g < x.Length / 32; g++)
+        {
+            float max = 0;
+            for (int i = 0; i < 32; i++) max = Math.Max(max, Math.Abs(x[g * 32 + i]));
+            float inv = max == 0 ? 0 : 127f / max;
+            for (int i = 0; i < 32; i++) r[g * 32 + i] = MathF.Round(x[g * 32 + i] * inv) * (max / 127f);
+        }
+        return r;
     }
 
     /// <summary>Tensors used in place from a file start at any 8-byte offset: the GEMVs read from the boundary before, masked.</summary>
