@@ -41,12 +41,12 @@ public static unsafe class Kernels
             if (w.Cols != k || w.Type != ws[0].Type) throw new ArgumentException("the weights of one MatMul must have the same width and type");
         float* prep = null;
         int shift = n == 1 ? Shift(ws[0]) : 0;
-        if (n == 1 && SplitsX(ws[0]))
+        if (n == 1 && ws[0].Type == WeightType.BF16 && SplitsX(k))
         {
             // bf16 pairs read as one uint32 widen with a shift (even element) and a mask (odd element) when
             // x is stored evens-then-odds per 32: two ops per 16 weights instead of four. The blocks of 32
             // start at the rows' 64-byte boundary, `shift` elements before each row.
-            prep = Aligned(ref _prep, shift + k + 32);
+            prep = Aligned(ref _prep, shift + k + 64);
             SplitEvenOdd(x, prep, k, shift);
         }
         else if (n == 1 && ws[0].Type == WeightType.I8) prep = QuantizeX(x, k);
@@ -132,7 +132,7 @@ public static unsafe class Kernels
     }
 
     /// <summary>Whether a bf16 GEMV takes x split evens-then-odds (<see cref="SplitEvenOdd"/>): with Vector512, rows of two blocks or more.</summary>
-    static bool SplitsX(Weight w) => w.Type == WeightType.BF16 && Vector512.IsHardwareAccelerated && w.Cols >= 64;
+    static bool SplitsX(int k) => Vector512.IsHardwareAccelerated && k >= 64;
 
     /// <summary>
     /// Number of 32-element blocks a split bf16 row is read in: from its 64-byte boundary through its end
@@ -142,7 +142,8 @@ public static unsafe class Kernels
 
     /// <summary>
     /// x in blocks of 32 that line up with the weight rows' blocks (element -shift first): each block's
-    /// even elements, then its odd ones; zero outside [0, k). Elements past the last block stay in order.
+    /// even elements, then its odd ones; zero outside [0, k), one block past the end included. Elements past
+    /// the last whole block of rows that are not whole blocks stay in order.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     static void SplitEvenOdd(float* x, float* dst, int k, int shift)
@@ -156,6 +157,8 @@ public static unsafe class Kernels
                 dst[32 * b + 16 + t] = (uint)(e + 1) < (uint)k ? x[e + 1] : 0;
             }
         for (int e = 32 * blocks - shift; e < k; e++) dst[e + shift] = x[e];
+        // Rows of whole blocks may be read one block further, into the next row (see Bf16Row): zeros there.
+        if (shift != 0 || k % 32 == 0) new Span<float>(dst + 32 * blocks, 32).Clear();
     }
 
     /// <summary>
@@ -224,12 +227,12 @@ public static unsafe class Kernels
         int k = w.Cols, m = w.Rows;
         if (n == 1)
         {
-            long o = (long)r0 * k;
+            byte* row = (byte*)w.Data + r0 * w.RowBytes;
             switch (w.Type)
             {
-                case WeightType.F32: GemvF32(xp, shift, (float*)w.Data + o, k, y + r0, r1 - r0, accumulate); break;
-                case WeightType.BF16: GemvBf16(xp, shift, (ushort*)w.Data + o, k, y + r0, r1 - r0, accumulate); break;
-                default: GemvQ8(xp, (byte*)w.Data + r0 * w.RowBytes, w.RowBytes, k, y + r0, r1 - r0, accumulate); break;
+                case WeightType.F32: Gemv(new F32Row(xp, shift, (float*)w.Data, k), row, w.RowBytes, y + r0, r1 - r0, accumulate); break;
+                case WeightType.BF16: Gemv(new Bf16Row(xp, shift, w), row, w.RowBytes, y + r0, r1 - r0, accumulate); break;
+                default: Gemv(new Q8Row(xp, k), row, w.RowBytes, y + r0, r1 - r0, accumulate); break;
             }
             return;
         }
@@ -394,10 +397,6 @@ public static unsafe class Kernels
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     static Vector512<float> Bf16Odd(Vector512<uint> v) => (v & Vector512.Create(0xFFFF0000u)).AsSingle();
 
-    // The GEMV kernels below read the weight rows one after another, front to back: one sequential stream per
-    // thread is what the hardware prefetcher follows best. Interleaving four rows, or adding software
-    // prefetch, measured 10-30% slower on a 250k-row lm_head.
-
     /// <summary>
     /// How many elements each row of an fp32 or bf16 GEMV weight starts past a 64-byte boundary. Tensors used in place
     /// from a checkpoint start wherever the file puts them (safetensors aligns to 8 bytes), and a vector
@@ -413,24 +412,58 @@ public static unsafe class Kernels
         return (int)offset / elem;
     }
 
-    /// <summary>y[r] (+)= x · row r, for rows fp32 rows; x from <see cref="PrepareGemv"/>.</summary>
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    static void GemvF32(float* xp, int shift, float* w, int k, float* y, int rows, bool accumulate)
+    /// <summary>One GEMV row's dot product with the prepared x, given the row's address.</summary>
+    interface IRowDot
     {
-        // Aligned mode: row r is read as the vectors from its 64-byte boundary, w - shift, to the end of
-        // its last vector; lanes outside the row are masked (they hold the neighbours' values, x is 0 there).
-        int span = shift + k, full = span / 16, tail = span % 16;
-        bool aligned = Vector512.IsHardwareAccelerated && ((nint)(w - shift) & 63) == 0 && k % 16 == 0 && full >= 2; // every row aligned
-        var lanes = Vector512.Create(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
-        var head = Vector512.GreaterThanOrEqual(lanes, Vector512.Create(shift)).AsSingle();
-        var end = Vector512.LessThan(lanes, Vector512.Create(tail)).AsSingle();
-        for (int r = 0; r < rows; r++, w += k)
+        float Dot(byte* row);
+    }
+
+    /// <summary>
+    /// y[r] (+)= x · row r for consecutive rows <paramref name="stride"/> bytes apart, one row after another,
+    /// front to back: one sequential stream per thread is what the hardware prefetcher follows best.
+    /// Interleaving four rows, or software prefetch, measured 10-30% slower on a 250k-row lm_head; storing
+    /// four rows' results at a time (against stalls when a y store and the next row's x loads meet modulo
+    /// 4 KB) was faster in isolation but slower in the model.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    static void Gemv<T>(T kernel, byte* w, long stride, float* y, int rows, bool accumulate) where T : struct, IRowDot
+    {
+        for (int r = 0; r < rows; r++, w += stride)
         {
-            float d = 0;
-            if (aligned)
+            float d = kernel.Dot(w);
+            y[r] = accumulate ? y[r] + d : d;
+        }
+    }
+
+    /// <summary>fp32 rows; x from <see cref="PrepareGemv"/>, at the rows' <see cref="Shift"/>.</summary>
+    readonly struct F32Row : IRowDot
+    {
+        readonly float* _x;
+        readonly int _shift, _k, _full;
+        readonly bool _aligned;
+        readonly Vector512<float> _head, _end;
+
+        public F32Row(float* xp, int shift, float* w, int k)
+        {
+            // Aligned mode: a row is read as the vectors from its 64-byte boundary, w - shift, to the end of
+            // its last vector; lanes outside the row are masked (they hold the neighbours' values, x is 0 there).
+            _x = xp; _shift = shift; _k = k; _full = (shift + k) / 16;
+            _aligned = Vector512.IsHardwareAccelerated && ((nint)(w - shift) & 63) == 0 && k % 16 == 0 && _full >= 2; // every row aligned
+            var lanes = Vector512.Create(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+            _head = Vector512.GreaterThanOrEqual(lanes, Vector512.Create(shift)).AsSingle();
+            _end = Vector512.LessThan(lanes, Vector512.Create((shift + k) % 16)).AsSingle();
+        }
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public float Dot(byte* row)
+        {
+            float* w = (float*)row, xp = _x;
+            int k = _k;
+            if (_aligned)
             {
-                float* wb = w - shift;
-                var a0 = Vector512.Load(xp) * (Vector512.Load(wb) & head);
+                float* wb = w - _shift;
+                int full = _full;
+                var a0 = Vector512.Load(xp) * (Vector512.Load(wb) & _head);
                 Vector512<float> a1 = default, a2 = default, a3 = default;
                 int v = 1;
                 for (; v + 4 <= full; v += 4)
@@ -442,116 +475,137 @@ public static unsafe class Kernels
                 }
                 for (; v < full; v++) a1 = Vector512.FusedMultiplyAdd(Vector512.Load(xp + 16 * v), Vector512.Load(wb + 16 * v), a1);
                 // The vector holding the row's last elements lies in the same page as they do: safe to load.
-                if (tail > 0) a2 = Vector512.FusedMultiplyAdd(Vector512.Load(xp + 16 * full), Vector512.Load(wb + 16 * full) & end, a2);
-                d = Sum((a0 + a1) + (a2 + a3));
+                if ((_shift + k) % 16 > 0) a2 = Vector512.FusedMultiplyAdd(Vector512.Load(xp + 16 * full), Vector512.Load(wb + 16 * full) & _end, a2);
+                return Sum((a0 + a1) + (a2 + a3));
             }
-            else
+            float* x = xp + _shift;
+            int i = 0;
+            float d = 0;
+            if (Vector256.IsHardwareAccelerated)
             {
-                float* x = xp + shift;
-                int i = 0;
-                if (Vector256.IsHardwareAccelerated)
+                Vector256<float> a0 = default, a1 = default;
+                for (; i + 16 <= k; i += 16)
                 {
-                    Vector256<float> a0 = default, a1 = default;
-                    for (; i + 16 <= k; i += 16)
-                    {
-                        a0 = Vector256.FusedMultiplyAdd(Vector256.Load(x + i), Vector256.Load(w + i), a0);
-                        a1 = Vector256.FusedMultiplyAdd(Vector256.Load(x + i + 8), Vector256.Load(w + i + 8), a1);
-                    }
-                    d = Vector256.Sum(a0 + a1);
+                    a0 = Vector256.FusedMultiplyAdd(Vector256.Load(x + i), Vector256.Load(w + i), a0);
+                    a1 = Vector256.FusedMultiplyAdd(Vector256.Load(x + i + 8), Vector256.Load(w + i + 8), a1);
                 }
-                for (; i < k; i++) d += x[i] * w[i];
+                d = Vector256.Sum(a0 + a1);
             }
-            y[r] = accumulate ? y[r] + d : d;
+            for (; i < k; i++) d += x[i] * w[i];
+            return d;
         }
     }
 
     /// <summary>
-    /// y[r] (+)= x · row r, for bf16 rows widened in registers. With Vector512, x arrives split (see
-    /// <see cref="SplitEvenOdd"/>), so a uint32 load widens with one shift or one mask, and each row is read
-    /// in aligned blocks from its 64-byte boundary; the lanes outside the row are masked (they hold the
-    /// neighbours' values, x is 0 there). Without it, x is in order at <paramref name="shift"/>.
+    /// bf16 rows widened in registers. With Vector512, x arrives split (see <see cref="SplitEvenOdd"/>), so a
+    /// uint32 load widens with one shift or one mask, and each row is read in aligned blocks from its 64-byte
+    /// boundary. Rows inside the matrix run one plain loop over pairs of blocks, reading on into the next
+    /// row's first elements, which meet zeros in x: any extra code in that loop (a peeled first block, a
+    /// one-block remainder) measured 20-25% slower. The first and last rows, whose edges hold bytes from
+    /// outside the matrix, mask the lanes outside the row instead, so no NaN from there can leak in.
+    /// Without Vector512, x is in order at the rows' shift.
     /// </summary>
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    static void GemvBf16(float* xp, int shift, ushort* w, int k, float* y, int rows, bool accumulate)
+    readonly struct Bf16Row : IRowDot
     {
-        if (!(Vector512.IsHardwareAccelerated && k >= 64))
+        readonly float* _x;
+        readonly byte* _first, _lastRow;
+        readonly int _shift, _k, _last, _pairs;
+        readonly Vector512<uint> _head, _end;
+
+        public Bf16Row(float* xp, int shift, Weight w)
         {
-            float* x = xp + shift;
-            for (int r = 0; r < rows; r++, w += k)
+            int k = w.Cols;
+            _x = xp; _shift = shift; _k = k;
+            _first = (byte*)w.Data; _lastRow = _first + (w.Rows - 1) * w.RowBytes;
+            _last = SplitBlocks(k, shift) - 1;
+            _pairs = shift == 0 && k % 32 != 0 ? 0 : (_last + 2) / 2; // rows of whole blocks only
+            var lanes = Vector512.Create((ushort)0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31);
+            _head = Vector512.GreaterThanOrEqual(lanes, Vector512.Create((ushort)shift)).AsUInt32();
+            _end = (shift == 0 ? Vector512<ushort>.AllBitsSet : Vector512.LessThan(lanes, Vector512.Create((ushort)(shift + k - 32 * _last)))).AsUInt32();
+        }
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public float Dot(byte* row)
+        {
+            ushort* w = (ushort*)row;
+            float* xp = _x;
+            if (!SplitsX(_k))
             {
+                float* x = xp + _shift;
                 int i = 0;
-                float d = 0;
+                float s = 0;
                 if (Vector256.IsHardwareAccelerated)
                 {
-                    Vector256<float> a0 = default;
-                    for (; i + 8 <= k; i += 8)
-                        a0 = Vector256.FusedMultiplyAdd(Vector256.Load(x + i), Vector256.ShiftLeft(Vector256.WidenLower(Vector128.Load(w + i).ToVector256()), 16).AsSingle(), a0);
-                    d = Vector256.Sum(a0);
+                    Vector256<float> acc = default;
+                    for (; i + 8 <= _k; i += 8)
+                        acc = Vector256.FusedMultiplyAdd(Vector256.Load(x + i), Vector256.ShiftLeft(Vector256.WidenLower(Vector128.Load(w + i).ToVector256()), 16).AsSingle(), acc);
+                    s = Vector256.Sum(acc);
                 }
-                for (; i < k; i++) d += x[i] * BitConverter.UInt32BitsToSingle((uint)w[i] << 16);
-                y[r] = accumulate ? y[r] + d : d;
+                for (; i < _k; i++) s += x[i] * BitConverter.UInt32BitsToSingle((uint)w[i] << 16);
+                return s;
             }
-            return;
-        }
-        int blocks = SplitBlocks(k, shift), last = blocks - 1;
-        var lanes = Vector512.Create((ushort)0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31);
-        var head = Vector512.GreaterThanOrEqual(lanes, Vector512.Create((ushort)shift)).AsUInt32();
-        var end = (shift == 0 ? Vector512<ushort>.AllBitsSet : Vector512.LessThan(lanes, Vector512.Create((ushort)(shift + k - 32 * last)))).AsUInt32();
-        for (int r = 0; r < rows; r++, w += k)
-        {
-            uint* wb = (uint*)(w - shift);
-            var v = Vector512.Load(wb) & head;
-            var a0 = Vector512.Load(xp) * Bf16Even(v);
-            var a1 = Vector512.Load(xp + 16) * Bf16Odd(v);
-            Vector512<float> a2 = default, a3 = default;
-            int b = 1;
-            for (; b + 2 <= last; b += 2)
+            uint* wb = (uint*)(w - _shift);
+            Vector512<float> a0 = default, a1 = default, a2 = default, a3 = default;
+            if (_pairs > 0 && row != _first && row != _lastRow)
             {
-                v = Vector512.Load(wb + 16 * b);
+                uint* end = wb + 32 * _pairs;
+                for (float* xx = xp; wb < end; wb += 32, xx += 64)
+                {
+                    var v = Vector512.Load(wb);
+                    a0 = Vector512.FusedMultiplyAdd(Vector512.Load(xx), Bf16Even(v), a0);
+                    a1 = Vector512.FusedMultiplyAdd(Vector512.Load(xx + 16), Bf16Odd(v), a1);
+                    v = Vector512.Load(wb + 16);
+                    a2 = Vector512.FusedMultiplyAdd(Vector512.Load(xx + 32), Bf16Even(v), a2);
+                    a3 = Vector512.FusedMultiplyAdd(Vector512.Load(xx + 48), Bf16Odd(v), a3);
+                }
+                return Sum((a0 + a1) + (a2 + a3));
+            }
+            for (int b = 0; b <= _last; b++)
+            {
+                var v = Vector512.Load(wb + 16 * b);
+                if (b == 0) v &= _head;
+                // The block holding the row's last elements lies in the same cache line (hence page) as they do.
+                if (b == _last) v &= _end;
                 a0 = Vector512.FusedMultiplyAdd(Vector512.Load(xp + 32 * b), Bf16Even(v), a0);
                 a1 = Vector512.FusedMultiplyAdd(Vector512.Load(xp + 32 * b + 16), Bf16Odd(v), a1);
-                v = Vector512.Load(wb + 16 * b + 16);
-                a2 = Vector512.FusedMultiplyAdd(Vector512.Load(xp + 32 * b + 32), Bf16Even(v), a2);
-                a3 = Vector512.FusedMultiplyAdd(Vector512.Load(xp + 32 * b + 48), Bf16Odd(v), a3);
             }
-            if (b < last)
-            {
-                v = Vector512.Load(wb + 16 * b);
-                a2 = Vector512.FusedMultiplyAdd(Vector512.Load(xp + 32 * b), Bf16Even(v), a2);
-                a3 = Vector512.FusedMultiplyAdd(Vector512.Load(xp + 32 * b + 16), Bf16Odd(v), a3);
-            }
-            // The block holding the row's last elements lies in the same cache line (hence page) as they do.
-            v = Vector512.Load(wb + 16 * last) & end;
-            a0 = Vector512.FusedMultiplyAdd(Vector512.Load(xp + 32 * last), Bf16Even(v), a0);
-            a1 = Vector512.FusedMultiplyAdd(Vector512.Load(xp + 32 * last + 16), Bf16Odd(v), a1);
-            float d = Sum((a0 + a1) + (a2 + a3));
-            for (int e = 32 * blocks - shift; e < k; e++) d += xp[e + shift] * BitConverter.UInt32BitsToSingle((uint)w[e] << 16);
-            y[r] = accumulate ? y[r] + d : d;
+            float d = Sum(a0 + a1);
+            for (int e = 32 * (_last + 1) - _shift; e < _k; e++) d += xp[e + _shift] * BitConverter.UInt32BitsToSingle((uint)w[e] << 16);
+            return d;
         }
     }
 
     /// <summary>
-    /// y[r] (+)= x · row r, for int8 rows of 32-element groups, with x from <see cref="QuantizeX"/>: integer
-    /// dot products per group (vpmaddubsw on |x| and the weights negated where x is negative, then vpmaddwd
-    /// into int32), scaled by both groups' scales in fp32. Six vector ops per 64 weights, where widening the
-    /// weights to fp32 took twelve: the fp32 version was issue-bound well below the memory bandwidth.
+    /// int8 rows (scales, then values; see <see cref="WeightType.I8"/>) of 32-element groups, with x from
+    /// <see cref="QuantizeX"/>: integer dot products per group (vpmaddubsw on |x| and the weights negated where
+    /// x is negative, then vpmaddwd into int32), scaled by both groups' scales in fp32. Six vector ops per 64
+    /// weights, where widening the weights to fp32 took twelve and was issue-bound below the memory bandwidth.
     /// </summary>
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    static void GemvQ8(float* xq, byte* w, long stride, int k, float* y, int rows, bool accumulate)
+    readonly struct Q8Row : IRowDot
     {
-        int groups = k / Weight.GroupSize, header = Weight.ScaleBytes(k);
-        byte* mag = (byte*)xq, sign = mag + k;
-        float* xs = (float*)(sign + k), pairs = xs + ((groups + 15) & ~15);
-        var ones = Vector512.Create((short)1);
-        var spread = Vector512.Create(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1);
-        for (int r = 0; r < rows; r++, w += stride)
+        readonly byte* _mag, _sign;
+        readonly float* _xs, _pairs;
+        readonly int _k, _groups, _header;
+
+        public Q8Row(float* xq, int k)
         {
-            float* scales = (float*)w;
-            sbyte* q = (sbyte*)(w + header);
-            int g = 0;
+            _k = k; _groups = k / Weight.GroupSize; _header = Weight.ScaleBytes(k);
+            _mag = (byte*)xq; _sign = _mag + k;
+            _xs = (float*)(_sign + k); _pairs = _xs + ((_groups + 15) & ~15);
+        }
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public float Dot(byte* row)
+        {
+            float* scales = (float*)row;
+            sbyte* q = (sbyte*)(row + _header);
+            byte* mag = _mag, sign = _sign;
+            int g = 0, groups = _groups;
             float d = 0;
             if (Avx512BW.IsSupported)
             {
+                var ones = Vector512.Create((short)1);
+                var spread = Vector512.Create(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1);
                 Vector512<float> a0 = default, a1 = default;
                 for (; g + 2 <= groups; g += 2)
                 {
@@ -561,7 +615,7 @@ public static unsafe class Kernels
                     var dots = Avx512BW.MultiplyAddAdjacent(Avx512BW.MultiplyAddAdjacent(Vector512.Load(mag + o), v), ones);
                     // Lanes 0-7 hold group g's four-element sums, lanes 8-15 group g+1's.
                     var ws = Avx512F.PermuteVar16x32(Vector128.CreateScalarUnsafe(*(double*)(scales + g)).AsSingle().ToVector256Unsafe().ToVector512Unsafe(), spread);
-                    var t = Avx512F.ConvertToVector512Single(dots) * Vector512.Load(pairs + 8 * g);
+                    var t = Avx512F.ConvertToVector512Single(dots) * Vector512.Load(_pairs + 8 * g);
                     if ((g & 2) == 0) a0 = Vector512.FusedMultiplyAdd(t, ws, a0);
                     else a1 = Vector512.FusedMultiplyAdd(t, ws, a1);
                 }
@@ -571,9 +625,9 @@ public static unsafe class Kernels
             {
                 int dot = 0;
                 for (int i = g * Weight.GroupSize; i < (g + 1) * Weight.GroupSize; i++) dot += (sign[i] == 0 ? mag[i] : -mag[i]) * q[i];
-                d += dot * xs[g] * scales[g];
+                d += dot * _xs[g] * scales[g];
             }
-            y[r] = accumulate ? y[r] + d : d;
+            return d;
         }
     }
 

@@ -18,6 +18,7 @@ static class WorkerPool
     static Worker[] _workers = [];
     static Action<int>? _body;
     static int _parts, _joined, _pending;
+    static Exception? _error;
     // Part p's remaining items [front, back) packed as front << 32 | back, one cache line per part.
     static long[] _ranges = [];
     const int Stride = 8;
@@ -56,13 +57,19 @@ static class WorkerPool
                 _ranges[p * Stride] = (long)count * p / _parts << 32 | (uint)((long)count * (p + 1) / _parts);
             _joined = 0;
             _pending = _workers.Length;
+            _error = null;
             Interlocked.Increment(ref _generation);
             Wake.Set();
-            Drain(body);
-            // The others finish within microseconds: pause-spin, never yield (a syscall costs more in a VM).
-            while (Volatile.Read(ref _pending) > 0) Thread.SpinWait(16);
-            Wake.Reset();
-            _body = null;
+            try { Drain(body); }
+            finally
+            {
+                // Even when the body threw: the workers must be done with this loop before the next one starts.
+                // They finish within microseconds: pause-spin, never yield (a syscall costs more in a VM).
+                while (Volatile.Read(ref _pending) > 0) Thread.SpinWait(16);
+                Wake.Reset();
+                _body = null;
+            }
+            if (_error is { } error) System.Runtime.ExceptionServices.ExceptionDispatchInfo.Throw(error);
         }
         finally { Monitor.Exit(Gate); }
     }
@@ -111,8 +118,12 @@ static class WorkerPool
                 else Wake.Wait(100);
             if (self.Stop) return;
             seen = Volatile.Read(ref _generation);
-            if (_body is { } body) Drain(body);
-            Interlocked.Decrement(ref _pending);
+            try
+            {
+                if (_body is { } body) Drain(body);
+            }
+            catch (Exception e) { Interlocked.CompareExchange(ref _error, e, null); } // rethrown by the caller
+            finally { Interlocked.Decrement(ref _pending); }
         }
     }
 }

@@ -33,4 +33,22 @@ public class WorkerPoolTests
         });
         Assert.All(totals, t => Assert.Equal(50L * 4950, t));
     }
+
+    /// <summary>A body that throws on a worker reaches the caller, and the pool stays usable.</summary>
+    [Fact]
+    public void ExceptionsReachTheCaller()
+    {
+        for (int round = 0; round < 20; round++)
+        {
+            var e = Assert.Throws<InvalidOperationException>(() => WorkerPool.For(64, 2, i =>
+            {
+                Thread.SpinWait(100);
+                if (i == 63 - round % 2 * 63) throw new InvalidOperationException("item " + i);
+            }));
+            Assert.StartsWith("item", e.Message);
+        }
+        int sum = 0;
+        WorkerPool.For(100, 2, i => Interlocked.Add(ref sum, i));
+        Assert.Equal(4950, sum);
+    }
 }
