@@ -1,5 +1,6 @@
 using System.Net.Http.Json;
 using System.Text.Json;
+using Xmtf.Server;
 
 namespace Xmtf.Tests.Server;
 
@@ -8,10 +9,11 @@ public class LifecycleTests
     [Fact]
     public async Task ClientDisconnectCancelsItsGeneration()
     {
-        await using var s = await TestServer.Start();
+        // Long enough (attention grows with the length) that it cannot finish while a loaded machine notices the disconnect.
+        await using var s = await TestServer.Start(limits: new ServerLimits { MaxInputTokens = 64, MaxNewTokens = 30000, MaxConcurrent = 8, MaxQueue = 16 });
         var request = new HttpRequestMessage(HttpMethod.Post, "/generate_stream")
         {
-            Content = JsonContent.Create(new { inputs = "hello", parameters = new { max_new_tokens = 5000 } }),
+            Content = JsonContent.Create(new { inputs = "hello", parameters = new { max_new_tokens = 30000 } }),
         };
         using (var response = await s.Http.SendAsync(request, HttpCompletionOption.ResponseHeadersRead))
         {
