@@ -88,46 +88,24 @@ public static unsafe class Kernels
     }
 
     /// <summary>
-    /// x for the int8 GEMV, quantized as llama.cpp's q8_0 (what its q8_0 matmuls do too): per group of 32, a
-    /// scale max|x|/127 and values round(x/scale). Laid out for vpmaddubsw, which multiplies unsigned by
-    /// signed bytes: |q| (k bytes), then sign masks (k bytes, 0xFF where q &lt; 0: the kernel negates the weight
-    /// there), then the scales twice: one per group, and as one 16-float vector per pair of groups, each
-    /// group's scale in the 8 lanes its products land in.
+    /// x for the int8 GEMV as int16 with one scale for the whole vector, max|x|/32767 (15 bits: finer than
+    /// q8_0's 7 bits per 32, and the dot products stay in integers until each group's scale): the scale in the
+    /// first float, the values from the 64th byte on. A vector holding inf or NaN gets a NaN scale, so the
+    /// products come out NaN, as in fp32.
     /// </summary>
     static float* QuantizeX(float* x, int k)
     {
-        int groups = k / Weight.GroupSize;
-        float* p = Aligned(ref _prep, k / 2 + groups + 8 * groups + 16);
-        byte* mag = (byte*)p, sign = mag + k;
-        float* scales = (float*)(sign + k), pairs = scales + ((groups + 15) & ~15);
-        for (int g = 0; g < groups; g++)
-        {
-            float* xg = x + g * Weight.GroupSize;
-            int o = g * Weight.GroupSize;
-            // A group holding inf or NaN gets a NaN scale: the products come out NaN, as in fp32.
-            float max = TensorPrimitives.MaxMagnitude(new ReadOnlySpan<float>(xg, Weight.GroupSize)) is var m && float.IsFinite(m) ? MathF.Abs(m) : float.NaN;
-            float inv = max is 0 or float.NaN ? 0 : 127f / max;
-            scales[g] = max / 127f;
-            if (Avx512F.IsSupported)
-            {
-                // Round to nearest even, as MathF.Round; then |q| and q's sign as bytes.
-                var q0 = Avx512F.ConvertToVector512Int32(Vector512.Load(xg) * inv);
-                var q1 = Avx512F.ConvertToVector512Int32(Vector512.Load(xg + 16) * inv);
-                Avx512F.ConvertToVector128Byte(Vector512.Abs(q0)).Store(mag + o);
-                Avx512F.ConvertToVector128Byte(Vector512.Abs(q1)).Store(mag + o + 16);
-                Avx512F.ConvertToVector128Byte(Vector512.ShiftRightArithmetic(q0, 31)).Store(sign + o);
-                Avx512F.ConvertToVector128Byte(Vector512.ShiftRightArithmetic(q1, 31)).Store(sign + o + 16);
-            }
-            else
-                for (int i = 0; i < Weight.GroupSize; i++)
-                {
-                    int q = (int)MathF.Round(xg[i] * inv);
-                    mag[o + i] = (byte)Math.Abs(q);
-                    sign[o + i] = q < 0 ? (byte)0xFF : (byte)0;
-                }
-        }
-        for (int g = 0; g + 1 < groups; g += 2)
-            for (int l = 0; l < 16; l++) pairs[8 * g + l] = scales[g + l / 8];
+        float* p = Aligned(ref _prep, 16 + k / 2 + 16);
+        short* q = (short*)(p + 16);
+        var xs = new ReadOnlySpan<float>(x, k);
+        float max = TensorPrimitives.MaxMagnitude(xs) is var m && float.IsFinite(m) ? MathF.Abs(m) : float.NaN;
+        float inv = max is 0 or float.NaN ? 0 : 32767f / max;
+        p[0] = max / 32767f;
+        int i = 0;
+        if (Avx512F.IsSupported)
+            for (; i + 16 <= k; i += 16) // rounds to nearest even, as MathF.Round
+                Avx512F.ConvertToVector256Int16(Avx512F.ConvertToVector512Int32(Vector512.Load(x + i) * inv)).Store(q + i);
+        for (; i < k; i++) q[i] = (short)MathF.Round(x[i] * inv);
         return p;
     }
 
@@ -577,21 +555,20 @@ public static unsafe class Kernels
 
     /// <summary>
     /// int8 rows (scales, then values; see <see cref="WeightType.I8"/>) of 32-element groups, with x from
-    /// <see cref="QuantizeX"/>: integer dot products per group (vpmaddubsw on |x| and the weights negated where
-    /// x is negative, then vpmaddwd into int32), scaled by both groups' scales in fp32. Six vector ops per 64
-    /// weights, where widening the weights to fp32 took twelve and was issue-bound below the memory bandwidth.
+    /// <see cref="QuantizeX"/>: per group, the weights widened to int16 and multiplied with x in pairs into
+    /// int32 (vpmaddwd), then one fp32 conversion and one FMA with the group's scale. Four vector ops per 32
+    /// weights: widening the weights to fp32 took twelve per 64 and was issue-bound below the memory bandwidth.
     /// </summary>
     readonly struct Q8Row : IRowDot
     {
-        readonly byte* _mag, _sign;
-        readonly float* _xs, _pairs;
-        readonly int _k, _groups, _header;
+        readonly short* _x;
+        readonly float _scale;
+        readonly int _groups, _header;
 
         public Q8Row(float* xq, int k)
         {
-            _k = k; _groups = k / Weight.GroupSize; _header = Weight.ScaleBytes(k);
-            _mag = (byte*)xq; _sign = _mag + k;
-            _xs = (float*)(_sign + k); _pairs = _xs + ((_groups + 15) & ~15);
+            _scale = xq[0]; _x = (short*)(xq + 16);
+            _groups = k / Weight.GroupSize; _header = Weight.ScaleBytes(k);
         }
 
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
@@ -599,35 +576,39 @@ public static unsafe class Kernels
         {
             float* scales = (float*)row;
             sbyte* q = (sbyte*)(row + _header);
-            byte* mag = _mag, sign = _sign;
+            short* x = _x;
             int g = 0, groups = _groups;
             float d = 0;
             if (Avx512BW.IsSupported)
             {
-                var ones = Vector512.Create((short)1);
-                var spread = Vector512.Create(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1);
                 Vector512<float> a0 = default, a1 = default;
-                for (; g + 2 <= groups; g += 2)
+                for (; g + 2 <= groups; g += 2, q += 64, x += 64)
                 {
-                    int o = g * Weight.GroupSize;
-                    var m = Vector512.Load((sbyte*)sign + o);
-                    var v = (Vector512.Load(q + o) ^ m) - m; // negated where x is negative: |x| · v has x · w's sign
-                    var dots = Avx512BW.MultiplyAddAdjacent(Avx512BW.MultiplyAddAdjacent(Vector512.Load(mag + o), v), ones);
-                    // Lanes 0-7 hold group g's four-element sums, lanes 8-15 group g+1's.
-                    var ws = Avx512F.PermuteVar16x32(Vector128.CreateScalarUnsafe(*(double*)(scales + g)).AsSingle().ToVector256Unsafe().ToVector512Unsafe(), spread);
-                    var t = Avx512F.ConvertToVector512Single(dots) * Vector512.Load(_pairs + 8 * g);
-                    if ((g & 2) == 0) a0 = Vector512.FusedMultiplyAdd(t, ws, a0);
-                    else a1 = Vector512.FusedMultiplyAdd(t, ws, a1);
+                    var p0 = Avx512BW.MultiplyAddAdjacent(Avx512BW.ConvertToVector512Int16(Vector256.Load(q)), Vector512.Load(x));
+                    var p1 = Avx512BW.MultiplyAddAdjacent(Avx512BW.ConvertToVector512Int16(Vector256.Load(q + 32)), Vector512.Load(x + 32));
+                    a0 = Vector512.FusedMultiplyAdd(Avx512F.ConvertToVector512Single(p0), Vector512.Create(scales[g]), a0);
+                    a1 = Vector512.FusedMultiplyAdd(Avx512F.ConvertToVector512Single(p1), Vector512.Create(scales[g + 1]), a1);
                 }
                 d = Sum(a0 + a1);
             }
-            for (; g < groups; g++)
+            else if (Avx2.IsSupported)
+            {
+                Vector256<float> acc = default;
+                for (; g < groups; g++, q += 32, x += 32)
+                {
+                    var p0 = Avx2.MultiplyAddAdjacent(Avx2.ConvertToVector256Int16(Vector128.Load(q)), Vector256.Load(x));
+                    var p1 = Avx2.MultiplyAddAdjacent(Avx2.ConvertToVector256Int16(Vector128.Load(q + 16)), Vector256.Load(x + 16));
+                    acc = Vector256.FusedMultiplyAdd(Avx.ConvertToVector256Single(p0 + p1), Vector256.Create(scales[g]), acc);
+                }
+                d = Vector256.Sum(acc);
+            }
+            for (; g < groups; g++, q += 32, x += 32)
             {
                 int dot = 0;
-                for (int i = g * Weight.GroupSize; i < (g + 1) * Weight.GroupSize; i++) dot += (sign[i] == 0 ? mag[i] : -mag[i]) * q[i];
-                d += dot * _xs[g] * scales[g];
+                for (int i = 0; i < Weight.GroupSize; i++) dot += q[i] * x[i];
+                d += dot * scales[g];
             }
-            return d;
+            return d * _scale;
         }
     }
 

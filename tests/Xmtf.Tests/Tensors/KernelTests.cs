@@ -20,8 +20,8 @@ public unsafe class KernelTests
             // The reference uses the weight as stored (rounded to bf16 / int8), read back row by row.
             var stored = new float[m * k];
             for (int r = 0; r < m; r++) w.ReadRow(r, stored.AsSpan(r * k, k));
-            // A single int8 row (decoding) is quantized as llama.cpp's q8_0 does: per 32, scale max|x|/127.
-            var xr = w.Type == WeightType.I8 && n == 1 ? Q8(x) : x;
+            // A single input row against int8 weights (decoding) is quantized to int16.
+            var xr = w.Type == WeightType.I8 && n == 1 ? Q16(x) : x;
             var y = Enumerable.Repeat(1f, n * m).ToArray();
             foreach (var threads in new[] { 1, 2 })
             {
@@ -43,17 +43,11 @@ public unsafe class KernelTests
         Kernels.Threads = Environment.ProcessorCount;
     }
 
-    static float[] Q8(float[] x)
+    /// <summary>x as the int8 GEMV quantizes it: int16, one scale max|x|/32767 for the vector.</summary>
+    static float[] Q16(float[] x)
     {
-        var r = new float[x.Length];
-        for (int g = 0; g < x.Length / 32; g++)
-        {
-            float max = 0;
-            for (int i = 0; i < 32; i++) max = Math.Max(max, Math.Abs(x[g * 32 + i]));
-            float inv = max == 0 ? 0 : 127f / max;
-            for (int i = 0; i < 32; i++) r[g * 32 + i] = MathF.Round(x[g * 32 + i] * inv) * (max / 127f);
-        }
-        return r;
+        float max = x.Max(Math.Abs), inv = max == 0 ? 0 : 32767f / max;
+        return x.Select(v => MathF.Round(v * inv) * (max / 32767f)).ToArray();
     }
 
     /// <summary>Tensors used in place from a file start at any 8-byte offset: the GEMVs read from the boundary before, masked.</summary>
