@@ -56,7 +56,7 @@ public static unsafe class Kernels
             prep = Aligned(ref _prep, (n + TileCols - 1) / TileCols * TileCols * k);
             TransposeTiles(x, n, k, prep);
         }
-        MatMulParallel(x, prep is null ? x : prep, shift, n, ws.ToArray(), ys.ToArray(), accumulate);
+        (_job ??= new MatMulJob()).Run(x, prep is null ? x : prep, shift, n, ws, ys, accumulate);
     }
 
     [ThreadStatic] static float[]? _prep, _scratch;
@@ -163,34 +163,57 @@ public static unsafe class Kernels
         });
     }
 
-    /// <param name="xp">x as the kernel wants it: see <see cref="MatMul(float*, int, ReadOnlySpan{Weight}, ReadOnlySpan{nint}, bool)"/>; else x</param>
-    static void MatMulParallel(float* x, float* xp, int shift, int n, Weight[] ws, nint[] ys, bool accumulate)
+    [ThreadStatic] static MatMulJob? _job;
+
+    /// <summary>
+    /// One <see cref="MatMul(float*, int, ReadOnlySpan{Weight}, ReadOnlySpan{nint}, bool)"/>'s parallel pass, one
+    /// object per calling thread, reused, so that a decode step allocates nothing.
+    /// </summary>
+    sealed class MatMulJob
     {
-        // The weights' rows in blocks, numbered across all weights; a chunk is a run of consecutive blocks.
-        int blocks = 0;
-        long work = 0;
-        foreach (var w in ws)
+        Weight[] _ws = new Weight[3];
+        nint[] _ys = new nint[3];
+        int _count, _blocks, _chunks, _shift, _n;
+        float* _x, _xp;
+        bool _accumulate;
+        readonly Action<int> _body;
+
+        public MatMulJob() => _body = Chunk;
+
+        /// <param name="xp">x as the kernel wants it (see MatMul); else x</param>
+        public void Run(float* x, float* xp, int shift, int n, ReadOnlySpan<Weight> ws, ReadOnlySpan<nint> ys, bool accumulate)
         {
-            blocks += (w.Rows + RowBlock - 1) / RowBlock;
-            work += (long)w.Rows * w.Cols * Math.Max(n, 1);
-        }
-        // Enough chunks for load balance, few enough that each one streams a good slice of the weights.
-        int chunks = Math.Min(blocks, Math.Max(1, Threads) * 8);
-        nint px = (nint)x, pxp = (nint)xp;
-        if (chunks <= 1 || Threads <= 1 || work < 32_768) chunks = 1;
-        WorkerPool.For(chunks, Threads, c =>
-        {
-            int b0 = (int)((long)blocks * c / chunks), b1 = (int)((long)blocks * (c + 1) / chunks), first = 0;
-            for (int i = 0; i < ws.Length && first < b1; i++)
+            if (_ws.Length < ws.Length) { _ws = new Weight[ws.Length]; _ys = new nint[ws.Length]; }
+            ws.CopyTo(_ws); ys.CopyTo(_ys);
+            _count = ws.Length; _x = x; _xp = xp; _shift = shift; _n = n; _accumulate = accumulate;
+            // The weights' rows in blocks, numbered across all weights; a chunk is a run of consecutive blocks.
+            int blocks = 0;
+            long work = 0;
+            foreach (var w in ws)
             {
-                var w = ws[i];
+                blocks += (w.Rows + RowBlock - 1) / RowBlock;
+                work += (long)w.Rows * w.Cols * Math.Max(n, 1);
+            }
+            // Enough chunks for load balance, few enough that each one streams a good slice of the weights.
+            int chunks = Math.Min(blocks, Math.Max(1, Threads) * 8);
+            if (chunks <= 1 || Threads <= 1 || work < 32_768) chunks = 1;
+            _blocks = blocks; _chunks = chunks;
+            WorkerPool.For(chunks, Threads, _body);
+            Array.Clear(_ws); // no reference kept to the weights
+        }
+
+        void Chunk(int c)
+        {
+            int b0 = (int)((long)_blocks * c / _chunks), b1 = (int)((long)_blocks * (c + 1) / _chunks), first = 0;
+            for (int i = 0; i < _count && first < b1; i++)
+            {
+                var w = _ws[i];
                 int count = (w.Rows + RowBlock - 1) / RowBlock;
                 int lo = Math.Max(b0, first) - first, hi = Math.Min(b1, first + count) - first;
-                if (lo < hi)
-                    MatMulRows((float*)px, (float*)pxp, shift, n, w, (float*)ys[i], lo * RowBlock, Math.Min(w.Rows, hi * RowBlock), accumulate);
+                if (lo < hi) MatMulRows(_x, _xp, _shift, _n, w, (float*)_ys[i], lo * RowBlock, Math.Min(w.Rows, hi * RowBlock), _accumulate);
                 first += count;
             }
-        });
+        }
     }
 
     /// <summary>
@@ -645,10 +668,13 @@ public static unsafe class Kernels
         }
         else
             for (int j = 0; j < nr; j++)
+            {
+                float* scales = w.RowScales(r + j);
+                sbyte* q = w.RowValues(r + j);
                 for (int g = 0; g < k / Weight.GroupSize; g++)
                 {
-                    float s = w.RowScales(r + j)[g];
-                    sbyte* qg = w.RowValues(r + j) + g * Weight.GroupSize;
+                    float s = scales[g];
+                    sbyte* qg = q + g * Weight.GroupSize;
                     float* d = dst + (long)j * k + g * Weight.GroupSize;
                     if (Avx512F.IsSupported)
                     {
@@ -658,6 +684,7 @@ public static unsafe class Kernels
                     else
                         for (int i = 0; i < Weight.GroupSize; i++) d[i] = qg[i] * s;
                 }
+            }
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
