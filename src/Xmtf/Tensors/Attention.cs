@@ -3,39 +3,51 @@ using System.Runtime.Intrinsics;
 
 namespace Xmtf.Tensors;
 
-/// <summary>Adds a position bias to one attention score: (sequence, head, query, key) → bias.</summary>
-public delegate float ScoreBias(int seq, int head, int query, int key);
+/// <summary>Adds the position biases of (sequence, head, query) to its scores over keys 0, 1, ... (one call per query, not per key).</summary>
+public delegate void ScoreBias(int seq, int head, int query, Span<float> scores);
 
 /// <summary>Multi-head attention over rows of [heads * headDim] (queries, cached keys and values).</summary>
 public static unsafe class Attention
 {
     /// <summary>
     /// For each sequence r and head h, query i (row r*queriesPerSeq + i of q) attends to key rows
-    /// keyBase(r) + j, j &lt; keyCount(r, i), skipping keys where keyMask(r, j) is false (what adding
+    /// keyBase(r) + j, j &lt; keyCount(r, i), skipping keys where keyMask(r)[j] is false (what adding
     /// finfo.min does in fp32). score = scale * q·k + bias. Sequences × heads run in parallel.
     /// </summary>
     public static void Compute(float[] q, int queriesPerSeq, int seqs, float[] k, float[] v, int heads, int headDim,
-        Func<int, int> keyBase, Func<int, int, int> keyCount, Func<int, int, bool>? keyMask, ScoreBias? bias, float scale, float[] ctx)
+        Func<int, int> keyBase, Func<int, int, int> keyCount, Func<int, bool[]>? keyMask, ScoreBias? bias, float scale, float[] ctx)
     {
         int width = heads * headDim;
         WorkerPool.For(seqs * heads, Kernels.Threads, sh =>
         {
             var scores = _scores ??= new float[64];
             int r = sh / heads, h = sh % heads, kb = keyBase(r);
+            var mask = keyMask?.Invoke(r);
+            // Many queries (an encoder, a prompt) share the head's keys: transposed once, each query's scores
+            // are FMAs over 16 keys at a time instead of a dot product and a horizontal sum per key.
+            int all = 0;
+            if (queriesPerSeq >= TransposeMinQueries && Vector512.IsHardwareAccelerated)
+                for (int i = 0; i < queriesPerSeq; i++) all = Math.Max(all, keyCount(r, i));
+            int stride = (all + 15) & ~15;
             fixed (float* pq = q, pk = k, pv = v, pc = ctx)
+            {
+                float* keys = pk + (long)kb * width + h * headDim;
+                float* kt = all > 0 ? Transpose(keys, width, headDim, all, stride) : null;
                 for (int i = 0; i < queriesPerSeq; i++)
                 {
                     int n = keyCount(r, i);
-                    if (scores.Length < n) _scores = scores = new float[Math.Max(n, scores.Length * 2)];
+                    if (scores.Length < stride || scores.Length < n) _scores = scores = new float[Math.Max(Math.Max(n, stride), scores.Length * 2)];
                     float* qi = pq + (long)(r * queriesPerSeq + i) * width + h * headDim;
-                    float* keys = pk + (long)kb * width + h * headDim;
+                    if (kt is not null)
+                        fixed (float* ps = scores) Scores(qi, kt, headDim, stride, (n + 15) & ~15, ps);
                     bool any = false;
                     for (int j = 0; j < n; j++)
                     {
-                        if (keyMask is not null && !keyMask(r, j)) { scores[j] = float.NegativeInfinity; continue; }
+                        if (mask is not null && !mask[j]) { scores[j] = float.NegativeInfinity; continue; }
                         any = true;
-                        scores[j] = Dot(qi, keys + (long)j * width, headDim) * scale + (bias?.Invoke(r, h, i, j) ?? 0f);
+                        scores[j] = (kt is not null ? scores[j] : Dot(qi, keys + (long)j * width, headDim)) * scale;
                     }
+                    bias?.Invoke(r, h, i, scores.AsSpan(0, n)); // -inf stays -inf
                     float* outp = pc + (long)(r * queriesPerSeq + i) * width + h * headDim;
                     new Span<float>(outp, headDim).Clear();
                     if (!any) continue; // a query with nothing to attend to (left padding) yields zeros
@@ -44,10 +56,56 @@ public static unsafe class Attention
                     for (int j = 0; j < n; j++)
                         if (scores[j] != 0) Axpy(outp, values + (long)j * width, scores[j], headDim);
                 }
+            }
         });
     }
 
-    [ThreadStatic] static float[]? _scores;
+    [ThreadStatic] static float[]? _scores, _keysT;
+
+    /// <summary>Queries per sequence from which a head's keys are transposed first.</summary>
+    const int TransposeMinQueries = 8;
+
+    /// <summary>n keys of one head (rows <paramref name="width"/> apart) as [headDim][stride], zero past n.</summary>
+    static float* Transpose(float* keys, int width, int headDim, int n, int stride)
+    {
+        var t = _keysT;
+        if (t is null || t.Length < headDim * stride + 16) _keysT = t = GC.AllocateUninitializedArray<float>(headDim * stride + 16, pinned: true);
+        float* kt = (float*)(((nint)Unsafe.AsPointer(ref t[0]) + 63) & ~(nint)63);
+        for (int d = 0; d < headDim; d++)
+        {
+            float* row = kt + (long)d * stride;
+            for (int j = 0; j < n; j++) row[j] = keys[(long)j * width + d];
+            for (int j = n; j < stride; j++) row[j] = 0;
+        }
+        return kt;
+    }
+
+    /// <summary>scores[0, count) = q · key j, from the transposed keys; count a multiple of 16.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    static void Scores(float* q, float* kt, int headDim, int stride, int count, float* scores)
+    {
+        int j = 0;
+        for (; j + 64 <= count; j += 64)
+        {
+            Vector512<float> a0 = default, a1 = default, a2 = default, a3 = default;
+            for (int d = 0; d < headDim; d++)
+            {
+                var qd = Vector512.Create(q[d]);
+                float* row = kt + (long)d * stride + j;
+                a0 = Vector512.FusedMultiplyAdd(qd, Vector512.Load(row), a0);
+                a1 = Vector512.FusedMultiplyAdd(qd, Vector512.Load(row + 16), a1);
+                a2 = Vector512.FusedMultiplyAdd(qd, Vector512.Load(row + 32), a2);
+                a3 = Vector512.FusedMultiplyAdd(qd, Vector512.Load(row + 48), a3);
+            }
+            a0.Store(scores + j); a1.Store(scores + j + 16); a2.Store(scores + j + 32); a3.Store(scores + j + 48);
+        }
+        for (; j < count; j += 16)
+        {
+            Vector512<float> a0 = default;
+            for (int d = 0; d < headDim; d++) a0 = Vector512.FusedMultiplyAdd(Vector512.Create(q[d]), Vector512.Load(kt + (long)d * stride + j), a0);
+            a0.Store(scores + j);
+        }
+    }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     static float Dot(float* a, float* b, int n)

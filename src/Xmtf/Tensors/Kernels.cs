@@ -73,7 +73,7 @@ public static unsafe class Kernels
     }
 
     /// <summary>
-    /// x for the fp32 and int8 GEMVs, in a zeroed 64-byte aligned buffer at <paramref name="shift"/> (the
+    /// x for the fp32 GEMV (and bf16 without Vector512), in a zeroed 64-byte aligned buffer at <paramref name="shift"/> (the
     /// weight rows' offset from a 64-byte boundary, see <see cref="Shift"/>), so the kernels read x and w
     /// in aligned vectors that start together.
     /// </summary>

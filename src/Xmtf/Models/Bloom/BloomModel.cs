@@ -241,8 +241,11 @@ public sealed unsafe class BloomModel : IGenerativeModel, IChoiceScorer
                         src.Slice(2 * hd, hd).CopyTo(_v[l].AsSpan((r * cap + L0 + t) * hs + hh * hd, hd));
                     }
                 }
-                Attention.Compute(_q, T, Rows, _k[l], _v[l], H, hd, r => r * cap, (_, i) => L0 + i + 1, (r, j) => mask[r][j],
-                    (r, hh, _, j) => slopes[hh] * pos[r][j], scale, _ctx);
+                Attention.Compute(_q, T, Rows, _k[l], _v[l], H, hd, r => r * cap, (_, i) => L0 + i + 1, r => mask[r], (r, hh, _, scores) =>
+                {
+                    var p = pos[r];
+                    for (int j = 0; j < scores.Length; j++) scores[j] += slopes[hh] * p[j];
+                }, scale, _ctx);
                 m.Project(_ctx, n, blk.Dense, blk.DenseBias, h, accumulate: true);
 
                 for (int i = 0; i < n; i++) Kernels.LayerNorm(h.AsSpan(i * hs, hs), blk.PostNormW, blk.PostNormB, c.Eps, _norm.AsSpan(i * hs, hs));

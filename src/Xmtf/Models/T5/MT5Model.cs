@@ -256,8 +256,10 @@ public sealed unsafe class MT5Model : IGenerativeModel, IChoiceScorer
         {
             for (int i = 0; i < n; i++) Kernels.RmsNorm(h.AsSpan(i * d, d), blk.SelfNorm, Config.Eps, s.Norm.AsSpan(i * d, d));
             ProjectQkv(blk.Self, n, s);
-            Attention.Compute(s.Q, L, B, s.K, s.V, H, Config.DKv, r => r * L, (_, _) => L, (r, j) => m[r][j],
-                (_, hd, i, j) => _encBias[buckets[j - i + L - 1] * H + hd], 1f, s.Ctx);
+            Attention.Compute(s.Q, L, B, s.K, s.V, H, Config.DKv, r => r * L, (_, _) => L, r => m[r], (_, hd, i, scores) =>
+            {
+                for (int j = 0; j < scores.Length; j++) scores[j] += _encBias[buckets[j - i + L - 1] * H + hd];
+            }, 1f, s.Ctx);
             Project(s.Ctx, n, blk.Self.O, h, accumulate: true);
             FeedForward(blk, h, n, s);
         }
@@ -350,14 +352,16 @@ public sealed unsafe class MT5Model : IGenerativeModel, IChoiceScorer
                     Array.Copy(_s.V, r * T * inner, vc, (r * _capacity + L0) * inner, T * inner);
                 }
                 int cap = _capacity;
-                Attention.Compute(_s.Q, T, Rows, kc, vc, H, c.DKv, r => r * cap, (_, i) => L0 + i + 1, null,
-                    (_, hd, i, j) => m._decBias[buckets[L0 + i - j] * H + hd], 1f, _s.Ctx);
+                Attention.Compute(_s.Q, T, Rows, kc, vc, H, c.DKv, r => r * cap, (_, i) => L0 + i + 1, null, (_, hd, i, scores) =>
+                {
+                    for (int j = 0; j < scores.Length; j++) scores[j] += m._decBias[buckets[L0 + i - j] * H + hd];
+                }, 1f, _s.Ctx);
                 m.Project(_s.Ctx, n, blk.Self.O, h, accumulate: true);
 
                 for (int i = 0; i < n; i++) Kernels.RmsNorm(h.AsSpan(i * d, d), blk.CrossNorm, c.Eps, _s.Norm.AsSpan(i * d, d));
                 m.Project(_s.Norm, n, blk.Cross!.Q, _s.Q);
                 int srcLen = _srcLen; var prompt = _prompt; var mask = _srcMask;
-                Attention.Compute(_s.Q, T, Rows, _crossK[l], _crossV[l], H, c.DKv, r => prompt[r] * srcLen, (_, _) => srcLen, (r, j) => mask[prompt[r]][j], null, 1f, _s.Ctx);
+                Attention.Compute(_s.Q, T, Rows, _crossK[l], _crossV[l], H, c.DKv, r => prompt[r] * srcLen, (_, _) => srcLen, r => mask[prompt[r]], null, 1f, _s.Ctx);
                 m.Project(_s.Ctx, n, blk.Cross.O, h, accumulate: true);
                 m.FeedForward(blk, h, n, _s);
             }
