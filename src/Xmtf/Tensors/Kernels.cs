@@ -577,7 +577,7 @@ public static unsafe class Kernels
     }
 
     /// <summary>
-    /// int8 rows (scales, then values; see <see cref="WeightType.I8"/>) of 32-element groups, with x from
+    /// int8 rows (blocks of scales and values, see <see cref="WeightType.I8"/>) of 32-element groups, with x from
     /// <see cref="QuantizeX"/>: per group, the weights widened to int16 and multiplied with x in pairs into
     /// int32 (vpmaddwd), then one fp32 conversion and one FMA with the group's scale. Four vector ops per 32
     /// weights: widening the weights to fp32 took twelve per 64 and was issue-bound below the memory bandwidth.
@@ -586,51 +586,53 @@ public static unsafe class Kernels
     {
         readonly short* _x;
         readonly float _scale;
-        readonly int _groups, _header;
+        readonly int _groups;
 
         public Q8Row(float* xq, int k)
         {
             _scale = xq[0]; _x = (short*)(xq + 16);
-            _groups = k / Weight.GroupSize; _header = Weight.ScaleBytes(k);
+            _groups = k / Weight.GroupSize;
         }
 
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
         public float Dot(byte* row)
         {
-            float* scales = (float*)row;
-            sbyte* q = (sbyte*)(row + _header);
             short* x = _x;
-            int g = 0, groups = _groups;
             float d = 0;
-            if (Avx512BW.IsSupported)
+            Vector512<float> a0 = default, a1 = default;
+            Vector256<float> acc = default;
+            // Block by block: its line of scales, then its values (see WeightType.I8).
+            for (int g0 = 0; g0 < _groups; g0 += Weight.BlockGroups, row += Weight.BlockBytes)
             {
-                Vector512<float> a0 = default, a1 = default;
-                for (; g + 2 <= groups; g += 2, q += 64, x += 64)
+                float* scales = (float*)row;
+                sbyte* q = (sbyte*)(row + 64);
+                int n = Math.Min(Weight.BlockGroups, _groups - g0), g = 0;
+                if (Avx512BW.IsSupported)
                 {
-                    var p0 = Avx512BW.MultiplyAddAdjacent(Avx512BW.ConvertToVector512Int16(Vector256.Load(q)), Vector512.Load(x));
-                    var p1 = Avx512BW.MultiplyAddAdjacent(Avx512BW.ConvertToVector512Int16(Vector256.Load(q + 32)), Vector512.Load(x + 32));
-                    a0 = Vector512.FusedMultiplyAdd(Avx512F.ConvertToVector512Single(p0), Vector512.Create(scales[g]), a0);
-                    a1 = Vector512.FusedMultiplyAdd(Avx512F.ConvertToVector512Single(p1), Vector512.Create(scales[g + 1]), a1);
+                    for (; g + 2 <= n; g += 2, q += 64, x += 64)
+                    {
+                        var p0 = Avx512BW.MultiplyAddAdjacent(Avx512BW.ConvertToVector512Int16(Vector256.Load(q)), Vector512.Load(x));
+                        var p1 = Avx512BW.MultiplyAddAdjacent(Avx512BW.ConvertToVector512Int16(Vector256.Load(q + 32)), Vector512.Load(x + 32));
+                        a0 = Vector512.FusedMultiplyAdd(Avx512F.ConvertToVector512Single(p0), Vector512.Create(scales[g]), a0);
+                        a1 = Vector512.FusedMultiplyAdd(Avx512F.ConvertToVector512Single(p1), Vector512.Create(scales[g + 1]), a1);
+                    }
                 }
-                d = Sum(a0 + a1);
-            }
-            else if (Avx2.IsSupported)
-            {
-                Vector256<float> acc = default;
-                for (; g < groups; g++, q += 32, x += 32)
+                else if (Avx2.IsSupported)
+                    for (; g < n; g++, q += 32, x += 32)
+                    {
+                        var p0 = Avx2.MultiplyAddAdjacent(Avx2.ConvertToVector256Int16(Vector128.Load(q)), Vector256.Load(x));
+                        var p1 = Avx2.MultiplyAddAdjacent(Avx2.ConvertToVector256Int16(Vector128.Load(q + 16)), Vector256.Load(x + 16));
+                        acc = Vector256.FusedMultiplyAdd(Avx.ConvertToVector256Single(p0 + p1), Vector256.Create(scales[g]), acc);
+                    }
+                for (; g < n; g++, q += 32, x += 32)
                 {
-                    var p0 = Avx2.MultiplyAddAdjacent(Avx2.ConvertToVector256Int16(Vector128.Load(q)), Vector256.Load(x));
-                    var p1 = Avx2.MultiplyAddAdjacent(Avx2.ConvertToVector256Int16(Vector128.Load(q + 16)), Vector256.Load(x + 16));
-                    acc = Vector256.FusedMultiplyAdd(Avx.ConvertToVector256Single(p0 + p1), Vector256.Create(scales[g]), acc);
+                    int dot = 0;
+                    for (int i = 0; i < Weight.GroupSize; i++) dot += q[i] * x[i];
+                    d += dot * scales[g];
                 }
-                d = Vector256.Sum(acc);
             }
-            for (; g < groups; g++, q += 32, x += 32)
-            {
-                int dot = 0;
-                for (int i = 0; i < Weight.GroupSize; i++) dot += q[i] * x[i];
-                d += dot * scales[g];
-            }
+            if (Avx512BW.IsSupported) d += Sum(a0 + a1);
+            else if (Avx2.IsSupported) d += Vector256.Sum(acc);
             return d * _scale;
         }
     }
@@ -669,12 +671,11 @@ public static unsafe class Kernels
         else
             for (int j = 0; j < nr; j++)
             {
-                float* scales = w.RowScales(r + j);
-                sbyte* q = w.RowValues(r + j);
+                byte* row = w.Row(r + j);
                 for (int g = 0; g < k / Weight.GroupSize; g++)
                 {
-                    float s = scales[g];
-                    sbyte* qg = q + g * Weight.GroupSize;
+                    float s = *Weight.GroupScale(row, g);
+                    sbyte* qg = Weight.GroupValues(row, g);
                     float* d = dst + (long)j * k + g * Weight.GroupSize;
                     if (Avx512F.IsSupported)
                     {
