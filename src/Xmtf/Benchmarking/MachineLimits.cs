@@ -15,7 +15,7 @@ public static unsafe class MachineLimits
 {
     /// <summary>
     /// Read bandwidth in GB/s (1e9 bytes) of <paramref name="threads"/> threads reading the given regions
-    /// <paramref name="passes"/> times over (in chunks handed out in turn, as the kernels do): total bytes
+    /// <paramref name="passes"/> times over (in chunks, through the kernels' pool, as the GEMVs read): total bytes
     /// over total time. The bench passes the weights a decode step reads, once per step it timed: the same
     /// memory, as many times, over about as long. In this VM a fresh buffer read 10-30% slower than
     /// long-resident weights, and a short best-of probe catches bursts that a whole decode run never sees.
@@ -77,7 +77,6 @@ public static unsafe class MachineLimits
     }
 
     const int ProbeVector = 1024; // floats, a power of two
-
 
     /// <summary>
     /// Peak fp32 GFLOP/s of <paramref name="threads"/> threads running independent FMA chains in registers, at

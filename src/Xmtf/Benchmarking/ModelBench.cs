@@ -146,6 +146,7 @@ public static class ModelBench
     {
         int rows = prompts.Length, vocab = model.VocabSize;
         var tokens = new int[rows];
+        var regions = StepRegions(model);
         double bestPrompt = double.MaxValue, bestFirst = double.MaxValue, bestDecode = double.MaxValue, bandwidth = 0;
         for (int r = 0; r < o.Repeats; r++)
         {
@@ -165,7 +166,7 @@ public static class ModelBench
             {
                 var logits = session.Prefill();
                 bestFirst = Math.Min(bestFirst, sw.Elapsed.TotalSeconds);
-                double before = MachineLimits.ReadBandwidthGBps(o.Threads, StepRegions(model), passes: o.NewTokens);
+                double before = MachineLimits.ReadBandwidthGBps(o.Threads, regions, passes: o.NewTokens);
                 sw.Restart();
                 for (int s = 0; s < o.NewTokens; s++)
                 {
@@ -173,7 +174,7 @@ public static class ModelBench
                     logits = session.Step(tokens);
                 }
                 double decode = sw.Elapsed.TotalSeconds;
-                double after = MachineLimits.ReadBandwidthGBps(o.Threads, StepRegions(model), passes: o.NewTokens);
+                double after = MachineLimits.ReadBandwidthGBps(o.Threads, regions, passes: o.NewTokens);
                 if (decode < bestDecode) (bestDecode, bandwidth) = (decode, (before + after) / 2);
             }
         }

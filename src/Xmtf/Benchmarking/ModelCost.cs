@@ -29,11 +29,11 @@ public sealed record ModelCost(long WeightBytes, long BytesPerToken, double Prom
         _ => throw new XmtfException($"no cost model for {model.GetType().Name}"),
     };
 
-    /// <summary>Bytes of a [rows, cols] matrix as <see cref="Weight"/> keeps it (int8: plus each row's scale header).</summary>
+    /// <summary>Bytes of a [rows, cols] matrix as <see cref="Weight"/> keeps it (int8: plus its lines of scales).</summary>
     public static long MatrixBytes(long rows, long cols, WeightType type)
     {
         if (type == WeightType.I8 && cols % Weight.GroupSize != 0) type = WeightType.F32; // Weight.FromF32 keeps such shapes exact
-        return rows * type switch { WeightType.F32 => 4 * cols, WeightType.BF16 => 2 * cols, _ => cols + Weight.ScaleBytes((int)cols) };
+        return rows * Weight.RowBytesOf((int)cols, type);
     }
 
     static ModelCost MT5(T5Config c, WeightType t, int batch, int tokens)

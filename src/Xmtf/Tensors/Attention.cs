@@ -68,9 +68,7 @@ public static unsafe class Attention
     /// <summary>n keys of one head (rows <paramref name="width"/> apart) as [headDim][stride], zero past n.</summary>
     static float* Transpose(float* keys, int width, int headDim, int n, int stride)
     {
-        var t = _keysT;
-        if (t is null || t.Length < headDim * stride + 16) _keysT = t = GC.AllocateUninitializedArray<float>(headDim * stride + 16, pinned: true);
-        float* kt = (float*)(((nint)Unsafe.AsPointer(ref t[0]) + 63) & ~(nint)63);
+        float* kt = Kernels.Aligned(ref _keysT, (long)headDim * stride);
         for (int d = 0; d < headDim; d++)
         {
             float* row = kt + (long)d * stride;

@@ -30,7 +30,7 @@ public static unsafe class Kernels
 
     /// <summary>
     /// Several products of one input, y_i[n, W_i.Rows] (+)= x · W_iᵀ (q, k and v; gate and up projections), in
-    /// one parallel pass: x is prepared once and the threads share one queue of all the weights' rows.
+    /// one parallel pass: x is prepared once and the threads share one range of all the weights' rows.
     /// The weights must have the same width and type; y_i are float pointers.
     /// </summary>
     public static void MatMul(float* x, int n, ReadOnlySpan<Weight> ws, ReadOnlySpan<nint> ys, bool accumulate = false)
@@ -66,7 +66,7 @@ public static unsafe class Kernels
     /// vector load that straddles two cache lines costs two: it made the bf16 GEMV 30% slower).
     /// Pinned, so the pointer stays valid; grown, never shrunk.
     /// </summary>
-    static float* Aligned(ref float[]? b, long length)
+    internal static float* Aligned(ref float[]? b, long length)
     {
         if (b is null || b.Length < length + 16) b = GC.AllocateUninitializedArray<float>(checked((int)length + 16), pinned: true);
         return (float*)(((nint)Unsafe.AsPointer(ref MemoryMarshal.GetArrayDataReference(b)) + 63) & ~(nint)63);
@@ -228,7 +228,7 @@ public static unsafe class Kernels
         int k = w.Cols, m = w.Rows;
         if (n == 1)
         {
-            byte* row = (byte*)w.Data + r0 * w.RowBytes;
+            byte* row = w.Row(r0);
             switch (w.Type)
             {
                 case WeightType.F32: Gemv(new F32Row(xp, shift, (float*)w.Data, k), row, w.RowBytes, y + r0, r1 - r0, accumulate); break;

@@ -50,8 +50,12 @@ public sealed unsafe class Weight : IDisposable
     /// <summary>Bytes of an int8 row's scales: a cache line per block of <see cref="BlockGroups"/> groups.</summary>
     public static int ScaleBytes(int cols) => (cols / GroupSize + BlockGroups - 1) / BlockGroups * 64;
 
+    /// <summary>Bytes from one row to the next of a matrix <paramref name="cols"/> wide kept as <paramref name="type"/>.</summary>
+    public static long RowBytesOf(int cols, WeightType type) =>
+        type switch { WeightType.F32 => 4L * cols, WeightType.BF16 => 2L * cols, _ => ScaleBytes(cols) + cols };
+
     /// <summary>Bytes from one row to the next.</summary>
-    public long RowBytes => Type == WeightType.I8 ? ScaleBytes(Cols) + Cols : (long)Cols * ElementBytes;
+    public long RowBytes => RowBytesOf(Cols, Type);
 
     /// <summary>Bytes of the whole matrix, int8 scales included.</summary>
     public long ByteCount => Rows * RowBytes;
@@ -81,8 +85,7 @@ public sealed unsafe class Weight : IDisposable
     public static Weight Allocate(int rows, int cols, WeightType type)
     {
         if (type == WeightType.I8 && cols % GroupSize != 0) type = WeightType.F32; // tiny shapes: keep exact
-        long row = type == WeightType.I8 ? ScaleBytes(cols) + cols : (long)cols * (type == WeightType.F32 ? 4 : 2);
-        return new(rows, cols, type, NativeMemory.AlignedAlloc((nuint)(rows * row), 64), true);
+        return new(rows, cols, type, NativeMemory.AlignedAlloc((nuint)(rows * RowBytesOf(cols, type)), 64), true);
     }
 
     /// <summary>Stores row r from fp32 values: bf16 rounds to nearest even, int8 takes a max-abs scale per group.</summary>
@@ -134,7 +137,12 @@ public sealed unsafe class Weight : IDisposable
                 break;
             default:
                 byte* row = Row(r);
-                for (int i = 0; i < Cols; i++) dst[i] = GroupValues(row, i / GroupSize)[i % GroupSize] * *GroupScale(row, i / GroupSize);
+                for (int g = 0; g < Cols / GroupSize; g++)
+                {
+                    sbyte* q = GroupValues(row, g);
+                    float scale = *GroupScale(row, g);
+                    for (int i = 0; i < GroupSize; i++) dst[g * GroupSize + i] = q[i] * scale;
+                }
                 break;
         }
     }
