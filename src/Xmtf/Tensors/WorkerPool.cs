@@ -44,7 +44,12 @@ static class WorkerPool
         if (threads <= 1 || count == 1) { for (int i = 0; i < count; i++) body(i); return; }
         if (!Monitor.TryEnter(Gate))
         {
-            Parallel.For(0, count, new ParallelOptions { MaxDegreeOfParallelism = threads }, body);
+            // Same contract as the pool's own path: the body's exception itself, not an AggregateException.
+            try { Parallel.For(0, count, new ParallelOptions { MaxDegreeOfParallelism = threads }, body); }
+            catch (AggregateException e) when (e.InnerExceptions.Count > 0)
+            {
+                System.Runtime.ExceptionServices.ExceptionDispatchInfo.Throw(e.InnerExceptions[0]);
+            }
             return;
         }
         try

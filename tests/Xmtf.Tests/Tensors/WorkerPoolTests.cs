@@ -51,4 +51,21 @@ public class WorkerPoolTests
         WorkerPool.For(100, 2, i => Interlocked.Add(ref sum, i));
         Assert.Equal(4950, sum);
     }
+
+    /// <summary>A second caller while the pool is busy runs on Parallel.For and still gets the body's exception itself.</summary>
+    [Fact]
+    public void ExceptionsReachASecondCallerUnwrapped()
+    {
+        using var started = new ManualResetEventSlim();
+        using var release = new ManualResetEventSlim();
+        var busy = Task.Run(() => WorkerPool.For(2, 2, _ => { started.Set(); release.Wait(); }));
+        try
+        {
+            started.Wait();
+            var e = Assert.Throws<InvalidOperationException>(() =>
+                WorkerPool.For(8, 2, i => { if (i == 5) throw new InvalidOperationException("item " + i); }));
+            Assert.Equal("item 5", e.Message);
+        }
+        finally { release.Set(); busy.Wait(); }
+    }
 }
