@@ -1,3 +1,4 @@
+using System.Numerics.Tensors;
 using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
 
@@ -40,21 +41,20 @@ public static unsafe class Attention
                     float* qi = pq + (long)(r * queriesPerSeq + i) * width + h * headDim;
                     if (kt is not null)
                         fixed (float* ps = scores) Scores(qi, kt, headDim, stride, (n + 15) & ~15, ps);
-                    bool any = false;
-                    for (int j = 0; j < n; j++)
-                    {
-                        if (mask is not null && !mask[j]) { scores[j] = float.NegativeInfinity; continue; }
-                        any = true;
-                        scores[j] = (kt is not null ? scores[j] : Dot(qi, keys + (long)j * width, headDim)) * scale;
-                    }
+                    bool any = mask is null && n > 0;
+                    if (mask is null && kt is not null) { if (scale != 1) TensorPrimitives.Multiply(scores.AsSpan(0, n), scale, scores.AsSpan(0, n)); }
+                    else
+                        for (int j = 0; j < n; j++)
+                        {
+                            if (mask is not null && !mask[j]) { scores[j] = float.NegativeInfinity; continue; }
+                            any = true;
+                            scores[j] = (kt is not null ? scores[j] : Dot(qi, keys + (long)j * width, headDim)) * scale;
+                        }
                     bias?.Invoke(r, h, i, scores.AsSpan(0, n)); // -inf stays -inf
                     float* outp = pc + (long)(r * queriesPerSeq + i) * width + h * headDim;
-                    new Span<float>(outp, headDim).Clear();
-                    if (!any) continue; // a query with nothing to attend to (left padding) yields zeros
+                    if (!any) { new Span<float>(outp, headDim).Clear(); continue; } // nothing to attend to (left padding): zeros
                     Kernels.Softmax(scores.AsSpan(0, n));
-                    float* values = pv + (long)kb * width + h * headDim;
-                    for (int j = 0; j < n; j++)
-                        if (scores[j] != 0) Axpy(outp, values + (long)j * width, scores[j], headDim);
+                    fixed (float* ps = scores) WeightedSum(ps, n, pv + (long)kb * width + h * headDim, width, headDim, outp);
                 }
             }
         });
@@ -120,16 +120,47 @@ public static unsafe class Attention
         return s;
     }
 
-    /// <summary>y += alpha * x.</summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    static void Axpy(float* y, float* x, float alpha, int n)
+    /// <summary>
+    /// output = Σ_j p[j] * value row j (rows <paramref name="width"/> apart), summed in j order; keys with p = 0
+    /// (masked) are skipped. 64 dimensions at a time stay in registers: accumulating into memory made each
+    /// key wait on the previous key's store.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    static void WeightedSum(float* p, int n, float* values, int width, int headDim, float* output)
     {
-        int i = 0;
+        int d = 0;
         if (Vector512.IsHardwareAccelerated)
         {
-            var va = Vector512.Create(alpha);
-            for (; i + 16 <= n; i += 16) Vector512.FusedMultiplyAdd(Vector512.Load(x + i), va, Vector512.Load(y + i)).Store(y + i);
+            for (; d + 64 <= headDim; d += 64)
+            {
+                Vector512<float> a0 = default, a1 = default, a2 = default, a3 = default;
+                float* v = values + d;
+                for (int j = 0; j < n; j++, v += width)
+                {
+                    if (p[j] == 0) continue;
+                    var pj = Vector512.Create(p[j]);
+                    a0 = Vector512.FusedMultiplyAdd(Vector512.Load(v), pj, a0);
+                    a1 = Vector512.FusedMultiplyAdd(Vector512.Load(v + 16), pj, a1);
+                    a2 = Vector512.FusedMultiplyAdd(Vector512.Load(v + 32), pj, a2);
+                    a3 = Vector512.FusedMultiplyAdd(Vector512.Load(v + 48), pj, a3);
+                }
+                a0.Store(output + d); a1.Store(output + d + 16); a2.Store(output + d + 32); a3.Store(output + d + 48);
+            }
+            for (; d + 16 <= headDim; d += 16)
+            {
+                Vector512<float> a0 = default;
+                float* v = values + d;
+                for (int j = 0; j < n; j++, v += width)
+                    if (p[j] != 0) a0 = Vector512.FusedMultiplyAdd(Vector512.Load(v), Vector512.Create(p[j]), a0);
+                a0.Store(output + d);
+            }
         }
-        for (; i < n; i++) y[i] += alpha * x[i];
+        for (; d < headDim; d++)
+        {
+            float a = 0;
+            for (int j = 0; j < n; j++)
+                if (p[j] != 0) a = MathF.FusedMultiplyAdd(values[(long)j * width + d], p[j], a);
+            output[d] = a;
+        }
     }
 }
