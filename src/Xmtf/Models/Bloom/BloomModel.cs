@@ -150,12 +150,12 @@ public sealed unsafe class BloomModel : IGenerativeModel, IChoiceScorer
         readonly BloomModel _m;
         readonly int _capacity, _promptLen;
         readonly bool[][] _mask;   // row → key position → real token
-        readonly int[][] _pos;     // row → key position → ALiBi position
+        readonly float[][] _pos;   // row → key position → ALiBi position (as float: the bias is one vector multiply-add)
         readonly int[][] _startIds;
         float[][] _k, _v;
         float[][]? _spareK, _spareV; // Reorder's targets, made on its first call (beam search)
         bool[][] _spareMask;
-        int[][] _sparePos;
+        float[][] _sparePos;
         int _length;
         float[] _h = [], _norm = [], _qkv = [], _q = [], _kn = [], _vn = [], _ctx = [], _up = [], _logits = [];
         public int Rows { get; }
@@ -169,19 +169,19 @@ public sealed unsafe class BloomModel : IGenerativeModel, IChoiceScorer
             _capacity = _promptLen + maxNewTokens;
             Rows = prompts.Count * copies;
             int hs = m.Config.HiddenSize;
-            _mask = new bool[Rows][]; _pos = new int[Rows][]; _startIds = new int[Rows][];
+            _mask = new bool[Rows][]; _pos = new float[Rows][]; _startIds = new int[Rows][];
             PaddedPrompts = new int[Rows * _promptLen];
             for (int r = 0; r < Rows; r++)
             {
                 var p = prompts[r / copies];
                 int pad = _promptLen - p.Length;
-                _mask[r] = new bool[_capacity]; _pos[r] = new int[_capacity];
+                _mask[r] = new bool[_capacity]; _pos[r] = new float[_capacity];
                 _startIds[r] = [.. Enumerable.Repeat(m.Config.PadTokenId, pad), .. p];
                 _startIds[r].CopyTo(PaddedPrompts, r * _promptLen);
                 for (int j = pad; j < _promptLen; j++) { _mask[r][j] = true; _pos[r][j] = j - pad; }
             }
             _spareMask = _mask.Select(x => (bool[])x.Clone()).ToArray();
-            _sparePos = _pos.Select(x => (int[])x.Clone()).ToArray();
+            _sparePos = _pos.Select(x => (float[])x.Clone()).ToArray();
             _k = Cache(); _v = Cache();
         }
 
@@ -243,8 +243,7 @@ public sealed unsafe class BloomModel : IGenerativeModel, IChoiceScorer
                 }
                 Attention.Compute(_q, T, Rows, _k[l], _v[l], H, hd, r => r * cap, (_, i) => L0 + i + 1, r => mask[r], (r, hh, _, scores) =>
                 {
-                    var p = pos[r];
-                    for (int j = 0; j < scores.Length; j++) scores[j] += slopes[hh] * p[j];
+                    TensorPrimitives.MultiplyAdd(pos[r].AsSpan(0, scores.Length), slopes[hh], scores, scores);
                 }, scale, _ctx);
                 m.Project(_ctx, n, blk.Dense, blk.DenseBias, h, accumulate: true);
 

@@ -250,16 +250,19 @@ public sealed unsafe class MT5Model : IGenerativeModel, IChoiceScorer
         var s = new Scratch();
         s.Ensure(n, Config);
         int nb = Config.NumBuckets, md = Config.MaxDistance, H = Config.NumHeads;
-        var buckets = new int[2 * L - 1];
-        for (int rel = -(L - 1); rel <= L - 1; rel++) buckets[rel + L - 1] = RelativeBucket(rel, true, nb, md);
+        // Each head's bias for every key - query distance, laid out so that a query's row is one contiguous slice.
+        var bias = new float[H * (2 * L - 1)];
+        for (int rel = -(L - 1); rel <= L - 1; rel++)
+        {
+            int bucket = RelativeBucket(rel, true, nb, md);
+            for (int hd = 0; hd < H; hd++) bias[hd * (2 * L - 1) + rel + L - 1] = _encBias[bucket * H + hd];
+        }
         foreach (var blk in _encoder)
         {
             for (int i = 0; i < n; i++) Kernels.RmsNorm(h.AsSpan(i * d, d), blk.SelfNorm, Config.Eps, s.Norm.AsSpan(i * d, d));
             ProjectQkv(blk.Self, n, s);
             Attention.Compute(s.Q, L, B, s.K, s.V, H, Config.DKv, r => r * L, (_, _) => L, r => m[r], (_, hd, i, scores) =>
-            {
-                for (int j = 0; j < scores.Length; j++) scores[j] += _encBias[buckets[j - i + L - 1] * H + hd];
-            }, 1f, s.Ctx);
+                TensorPrimitives.Add(scores, bias.AsSpan(hd * (2 * L - 1) + L - 1 - i, scores.Length), scores), 1f, s.Ctx);
             Project(s.Ctx, n, blk.Self.O, h, accumulate: true);
             FeedForward(blk, h, n, s);
         }
