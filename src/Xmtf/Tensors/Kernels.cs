@@ -468,7 +468,8 @@ public static unsafe class Kernels
     /// <summary>
     /// y[r] (+)= x · row r for consecutive rows <paramref name="stride"/> bytes apart, one row after another,
     /// front to back: one sequential stream per thread is what the hardware prefetcher follows best.
-    /// Interleaving four rows, or software prefetch, measured 10-30% slower on a 250k-row lm_head; storing
+    /// Interleaving four rows measured 10-30% slower on a 250k-row lm_head, as did software prefetch on
+    /// rows longer than <see cref="ShortRowBytes"/> at the time; storing
     /// four rows' results at a time (against stalls when a y store and the next row's x loads meet modulo
     /// 4 KB) was faster in isolation but slower in the model.
     /// </summary>
@@ -696,44 +697,9 @@ public static unsafe class Kernels
     }
 
     /// <summary>Rows [r, r+nr) of a weight as fp32 into dst.</summary>
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     static void Widen(Weight w, int r, int nr, float* dst)
     {
-        int k = w.Cols;
-        long o = (long)r * k;
-        int len = nr * k;
-        if (w.Type == WeightType.F32) new ReadOnlySpan<float>((float*)w.Data + o, len).CopyTo(new Span<float>(dst, len));
-        else if (w.Type == WeightType.BF16)
-        {
-            ushort* src = (ushort*)w.Data + o;
-            int i = 0;
-            if (Vector512.IsHardwareAccelerated)
-                for (; i + 32 <= len; i += 32)
-                {
-                    var (lo, hi) = Vector512.Widen(Vector512.Load(src + i));
-                    Vector512.ShiftLeft(lo, 16).AsSingle().Store(dst + i);
-                    Vector512.ShiftLeft(hi, 16).AsSingle().Store(dst + i + 16);
-                }
-            for (; i < len; i++) dst[i] = BitConverter.UInt32BitsToSingle((uint)src[i] << 16);
-        }
-        else
-            for (int j = 0; j < nr; j++)
-            {
-                byte* row = w.Row(r + j);
-                for (int g = 0; g < k / Weight.GroupSize; g++)
-                {
-                    float s = *Weight.GroupScale(row, g);
-                    sbyte* qg = Weight.GroupValues(row, g);
-                    float* d = dst + (long)j * k + g * Weight.GroupSize;
-                    if (Avx512F.IsSupported)
-                    {
-                        (Avx512F.ConvertToVector512Single(Avx512F.ConvertToVector512Int32(Vector128.Load(qg))) * s).Store(d);
-                        (Avx512F.ConvertToVector512Single(Avx512F.ConvertToVector512Int32(Vector128.Load(qg + 16))) * s).Store(d + 16);
-                    }
-                    else
-                        for (int i = 0; i < Weight.GroupSize; i++) d[i] = qg[i] * s;
-                }
-            }
+        for (int j = 0; j < nr; j++) w.ReadRow(r + j, dst + (long)j * w.Cols);
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]

@@ -1,4 +1,6 @@
 using System.Runtime.InteropServices;
+using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
 
 namespace Xmtf.Tensors;
 
@@ -124,24 +126,45 @@ public sealed unsafe class Weight : IDisposable
         return (ushort)(u >> 16);
     }
 
-    /// <summary>Row <paramref name="r"/> widened to fp32 (embedding lookups).</summary>
+    /// <summary>Row <paramref name="r"/> widened to fp32 (embedding lookups, and the GEMM's blocks of bf16/int8 rows).</summary>
     public void ReadRow(int r, Span<float> dst)
     {
-        long o = (long)r * Cols;
+        fixed (float* d = dst) ReadRow(r, d);
+    }
+
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveOptimization)]
+    internal void ReadRow(int r, float* dst)
+    {
+        int k = Cols;
         switch (Type)
         {
-            case WeightType.F32: new ReadOnlySpan<float>((float*)Data + o, Cols).CopyTo(dst); break;
+            case WeightType.F32: new ReadOnlySpan<float>(Row(r), k).CopyTo(new Span<float>(dst, k)); break;
             case WeightType.BF16:
-                var b = (ushort*)Data + o;
-                for (int i = 0; i < Cols; i++) dst[i] = BitConverter.UInt32BitsToSingle((uint)b[i] << 16);
+                var src = (ushort*)Row(r);
+                int i = 0;
+                if (Vector512.IsHardwareAccelerated)
+                    for (; i + 32 <= k; i += 32)
+                    {
+                        var (lo, hi) = Vector512.Widen(Vector512.Load(src + i));
+                        Vector512.ShiftLeft(lo, 16).AsSingle().Store(dst + i);
+                        Vector512.ShiftLeft(hi, 16).AsSingle().Store(dst + i + 16);
+                    }
+                for (; i < k; i++) dst[i] = BitConverter.UInt32BitsToSingle((uint)src[i] << 16);
                 break;
             default:
                 byte* row = Row(r);
-                for (int g = 0; g < Cols / GroupSize; g++)
+                for (int g = 0; g < k / GroupSize; g++)
                 {
-                    sbyte* q = GroupValues(row, g);
                     float scale = *GroupScale(row, g);
-                    for (int i = 0; i < GroupSize; i++) dst[g * GroupSize + i] = q[i] * scale;
+                    sbyte* q = GroupValues(row, g);
+                    float* d = dst + g * GroupSize;
+                    if (Avx512F.IsSupported)
+                    {
+                        (Avx512F.ConvertToVector512Single(Avx512F.ConvertToVector512Int32(Vector128.Load(q))) * scale).Store(d);
+                        (Avx512F.ConvertToVector512Single(Avx512F.ConvertToVector512Int32(Vector128.Load(q + 16))) * scale).Store(d + 16);
+                    }
+                    else
+                        for (int j = 0; j < GroupSize; j++) d[j] = q[j] * scale;
                 }
                 break;
         }

@@ -242,9 +242,7 @@ public sealed unsafe class BloomModel : IGenerativeModel, IChoiceScorer
                     }
                 }
                 Attention.Compute(_q, T, Rows, _k[l], _v[l], H, hd, r => r * cap, (_, i) => L0 + i + 1, r => mask[r], (r, hh, _, scores) =>
-                {
-                    TensorPrimitives.MultiplyAdd(pos[r].AsSpan(0, scores.Length), slopes[hh], scores, scores);
-                }, scale, _ctx);
+                    TensorPrimitives.MultiplyAdd(pos[r].AsSpan(0, scores.Length), slopes[hh], scores, scores), scale, _ctx);
                 m.Project(_ctx, n, blk.Dense, blk.DenseBias, h, accumulate: true);
 
                 for (int i = 0; i < n; i++) Kernels.LayerNorm(h.AsSpan(i * hs, hs), blk.PostNormW, blk.PostNormB, c.Eps, _norm.AsSpan(i * hs, hs));
