@@ -1,28 +1,29 @@
 using System.Numerics.Tensors;
 using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
 
 namespace Xmtf.Tensors;
 
 /// <summary>Adds the position biases of (sequence, head, query) to its scores over keys 0, 1, ... (one call per query, not per key).</summary>
 public delegate void ScoreBias(int seq, int head, int query, Span<float> scores);
 
-/// <summary>Multi-head attention over rows of [heads * headDim] (queries, cached keys and values).</summary>
+/// <summary>Multi-head attention: queries and outputs in rows of [heads * headDim], keys and values where a <see cref="KvLayout"/> puts them.</summary>
 public static unsafe class Attention
 {
     /// <summary>
-    /// For each sequence r and head h, query i (row r*queriesPerSeq + i of q) attends to key rows
-    /// keyBase(r) + j, j &lt; keyCount(r, i), skipping keys where keyMask(r)[j] is false (what adding
-    /// finfo.min does in fp32). score = scale * q·k + bias. Sequences × heads run in parallel.
+    /// For each sequence r and head h, query i (row r*queriesPerSeq + i of q) attends to keys (and values)
+    /// j &lt; keyCount(r, i) of sequence r in <paramref name="kv"/>, skipping keys where keyMask(r)[j] is false
+    /// (what adding finfo.min does in fp32). score = scale * q·k + bias. Sequences × heads run in parallel.
     /// </summary>
-    public static void Compute(float[] q, int queriesPerSeq, int seqs, float[] k, float[] v, int heads, int headDim,
-        Func<int, int> keyBase, Func<int, int, int> keyCount, Func<int, bool[]>? keyMask, ScoreBias? bias, float scale, float[] ctx)
+    public static void Compute(float[] q, int queriesPerSeq, int seqs, float[] k, float[] v, KvLayout kv, int heads, int headDim,
+        Func<int, int, int> keyCount, Func<int, bool[]>? keyMask, ScoreBias? bias, float scale, float[] ctx)
     {
-        int width = heads * headDim;
+        int width = heads * headDim, rowStride = kv.RowStride;
         WorkerPool.For(seqs * heads, Kernels.Threads, sh =>
         {
             var scores = _scores ??= new float[64];
-            int r = sh / heads, h = sh % heads, kb = keyBase(r);
+            int r = sh / heads, h = sh % heads, kb = kv.Start(r) + h * kv.HeadStride;
             var mask = keyMask?.Invoke(r);
             // Many queries (an encoder, a prompt) share the head's keys: transposed once, each query's scores
             // are FMAs over 16 keys at a time instead of a dot product and a horizontal sum per key.
@@ -32,13 +33,20 @@ public static unsafe class Attention
             int stride = (all + 15) & ~15;
             fixed (float* pq = q, pk = k, pv = v, pc = ctx)
             {
-                float* keys = pk + (long)kb * width + h * headDim;
-                float* kt = all > 0 ? Transpose(keys, width, headDim, all, stride) : null;
-                // The head's values too, packed: rows `width` apart (4 KB in mt0-large) share a few L1 sets,
-                // so each query read them again from L2.
-                float* values = pv + (long)kb * width + h * headDim;
-                int valueStride = width;
-                if (all > 0) { values = Pack(values, width, headDim, all); valueStride = headDim; }
+                float* keys = pk + kb;
+                if (all == 0 && rowStride == headDim && Sse.IsSupported)
+                {
+                    // Decoding: the head's keys and values are two contiguous streams that the weights' stream
+                    // has evicted from every cache. Asking for all their lines up front overlaps the misses.
+                    long bytes = (long)keyCount(r, queriesPerSeq - 1) * headDim * sizeof(float);
+                    for (long o = 0; o < bytes; o += 64) { Sse.Prefetch0((byte*)keys + o); Sse.Prefetch0((byte*)(pv + kb) + o); }
+                }
+                float* kt = all > 0 ? Transpose(keys, rowStride, headDim, all, stride) : null;
+                // The head's values too, packed unless they are: rows `width` apart (4 KB in mt0-large) share a
+                // few L1 sets, so each query read them again from L2.
+                float* values = pv + kb;
+                int valueStride = rowStride;
+                if (all > 0 && rowStride != headDim) { values = Pack(values, rowStride, headDim, all); valueStride = headDim; }
                 for (int i = 0; i < queriesPerSeq; i++)
                 {
                     int n = keyCount(r, i);
@@ -53,7 +61,7 @@ public static unsafe class Attention
                         {
                             if (mask is not null && !mask[j]) { scores[j] = float.NegativeInfinity; continue; }
                             any = true;
-                            scores[j] = (kt is not null ? scores[j] : Dot(qi, keys + (long)j * width, headDim)) * scale;
+                            scores[j] = (kt is not null ? scores[j] : Dot(qi, keys + (long)j * rowStride, headDim)) * scale;
                         }
                     bias?.Invoke(r, h, i, scores.AsSpan(0, n)); // -inf stays -inf
                     float* outp = pc + (long)(r * queriesPerSeq + i) * width + h * headDim;
@@ -70,24 +78,24 @@ public static unsafe class Attention
     /// <summary>Queries per sequence from which a head's keys are transposed first.</summary>
     const int TransposeMinQueries = 8;
 
-    /// <summary>n keys of one head (rows <paramref name="width"/> apart) as [headDim][stride], zero past n.</summary>
-    static float* Transpose(float* keys, int width, int headDim, int n, int stride)
+    /// <summary>n keys of one head (rows <paramref name="rowStride"/> apart) as [headDim][stride], zero past n.</summary>
+    static float* Transpose(float* keys, int rowStride, int headDim, int n, int stride)
     {
         float* kt = Kernels.Aligned(ref _keysT, (long)headDim * stride);
         for (int d = 0; d < headDim; d++)
         {
             float* row = kt + (long)d * stride;
-            for (int j = 0; j < n; j++) row[j] = keys[(long)j * width + d];
+            for (int j = 0; j < n; j++) row[j] = keys[(long)j * rowStride + d];
             for (int j = n; j < stride; j++) row[j] = 0;
         }
         return kt;
     }
 
-    /// <summary>n value rows of one head (rows <paramref name="width"/> apart) as [n][headDim].</summary>
-    static float* Pack(float* values, int width, int headDim, int n)
+    /// <summary>n value rows of one head (rows <paramref name="rowStride"/> apart) as [n][headDim].</summary>
+    static float* Pack(float* values, int rowStride, int headDim, int n)
     {
         float* packed = Kernels.Aligned(ref _values, (long)n * headDim);
-        for (int j = 0; j < n; j++) new ReadOnlySpan<float>(values + (long)j * width, headDim).CopyTo(new Span<float>(packed + (long)j * headDim, headDim));
+        for (int j = 0; j < n; j++) new ReadOnlySpan<float>(values + (long)j * rowStride, headDim).CopyTo(new Span<float>(packed + (long)j * headDim, headDim));
         return packed;
     }
 
@@ -134,12 +142,12 @@ public static unsafe class Attention
     }
 
     /// <summary>
-    /// output = Σ_j p[j] * value row j (rows <paramref name="width"/> apart), summed in j order; keys with p = 0
+    /// output = Σ_j p[j] * value row j (rows <paramref name="rowStride"/> apart), summed in j order; keys with p = 0
     /// (masked) are skipped. 64 dimensions at a time stay in registers: accumulating into memory made each
     /// key wait on the previous key's store.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    static void WeightedSum(float* p, int n, float* values, int width, int headDim, float* output)
+    static void WeightedSum(float* p, int n, float* values, int rowStride, int headDim, float* output)
     {
         int d = 0;
         if (Vector512.IsHardwareAccelerated)
@@ -148,7 +156,7 @@ public static unsafe class Attention
             {
                 Vector512<float> a0 = default, a1 = default, a2 = default, a3 = default;
                 float* v = values + d;
-                for (int j = 0; j < n; j++, v += width)
+                for (int j = 0; j < n; j++, v += rowStride)
                 {
                     if (p[j] == 0) continue;
                     var pj = Vector512.Create(p[j]);
@@ -163,7 +171,7 @@ public static unsafe class Attention
             {
                 Vector512<float> a0 = default;
                 float* v = values + d;
-                for (int j = 0; j < n; j++, v += width)
+                for (int j = 0; j < n; j++, v += rowStride)
                     if (p[j] != 0) a0 = Vector512.FusedMultiplyAdd(Vector512.Load(v), Vector512.Create(p[j]), a0);
                 a0.Store(output + d);
             }
@@ -172,7 +180,7 @@ public static unsafe class Attention
         {
             float a = 0;
             for (int j = 0; j < n; j++)
-                if (p[j] != 0) a = MathF.FusedMultiplyAdd(values[(long)j * width + d], p[j], a);
+                if (p[j] != 0) a = MathF.FusedMultiplyAdd(values[(long)j * rowStride + d], p[j], a);
             output[d] = a;
         }
     }

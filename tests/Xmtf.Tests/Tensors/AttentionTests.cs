@@ -6,9 +6,10 @@ namespace Xmtf.Tests.Tensors;
 public class AttentionTests
 {
     [Theory]
-    [InlineData(1, 16, false), InlineData(12, 16, true), InlineData(12, 64, true), InlineData(1, 64, false),
-     InlineData(9, 80, true), InlineData(3, 128, false), InlineData(10, 7, true)]
-    public void MatchesTheDefinition(int queries, int headDim, bool masked)
+    [InlineData(1, 16, false, false), InlineData(12, 16, true, false), InlineData(12, 64, true, false), InlineData(1, 64, false, false),
+     InlineData(9, 80, true, false), InlineData(3, 128, false, false), InlineData(10, 7, true, false),
+     InlineData(1, 64, true, true), InlineData(12, 64, false, true), InlineData(10, 7, true, true), InlineData(3, 80, false, true)]
+    public void MatchesTheDefinition(int queries, int headDim, bool masked, bool headMajor)
     {
         const int seqs = 2, heads = 3, keys = 21;
         int width = heads * headDim;
@@ -23,7 +24,17 @@ public class AttentionTests
         float Bias(int h, int i, int j) => 0.1f * h - 0.05f * Math.Abs(i - j);
         const float scale = 0.37f;
         var ctx = new float[seqs * queries * width];
-        Attention.Compute(q, queries, seqs, k, v, heads, headDim, r => r * keys, (_, i) => Count(i), r => mask[r],
+        var layout = KvLayout.RowMajor(r => r * keys, heads, headDim);
+        var (kc, vc) = (k, v);
+        if (headMajor)
+        {
+            // The same keys and values in a cache with room for more positions than are filled.
+            var cache = new KvCache(1, seqs, heads, keys + 5, headDim);
+            for (int r = 0; r < seqs; r++)
+                for (int j = 0; j < keys; j++) cache.Write(0, r, j, k.AsSpan((r * keys + j) * width), v.AsSpan((r * keys + j) * width), headDim);
+            (layout, kc, vc) = (cache.Layout, cache.K(0), cache.V(0));
+        }
+        Attention.Compute(q, queries, seqs, kc, vc, layout, heads, headDim, (_, i) => Count(i), r => mask[r],
             (_, h, i, s) => { for (int j = 0; j < s.Length; j++) s[j] += Bias(h, i, j); }, scale, ctx);
 
         for (int r = 0; r < seqs; r++)
@@ -53,8 +64,41 @@ public class AttentionTests
     {
         const int headDim = 64;
         var ctx = Enumerable.Repeat(float.NaN, headDim).ToArray();
-        Attention.Compute(new float[headDim], 1, 1, new float[4 * headDim], Enumerable.Repeat(1f, 4 * headDim).ToArray(), 1, headDim,
-            _ => 0, (_, _) => 4, _ => new bool[4], null, 1f, ctx);
+        Attention.Compute(new float[headDim], 1, 1, new float[4 * headDim], Enumerable.Repeat(1f, 4 * headDim).ToArray(),
+            KvLayout.RowMajor(_ => 0, 1, headDim), 1, headDim, (_, _) => 4, _ => new bool[4], null, 1f, ctx);
         Assert.All(ctx, c => Assert.Equal(0f, c));
     }
+}
+
+public class KvCacheTests
+{
+    [Fact]
+    public void ReorderCopiesEachRowsFilledPositionsFromItsSource()
+    {
+        const int rows = 3, heads = 2, capacity = 4, headDim = 3, length = 2;
+        var cache = new KvCache(1, rows, heads, capacity, headDim);
+        // Key (row, position, head, d) = 1000 row + 100 position + 10 head + d; value the negative.
+        for (int r = 0; r < rows; r++)
+            for (int p = 0; p < length; p++)
+            {
+                var k = Enumerable.Range(0, heads * headDim).Select(i => 1000f * r + 100 * p + 10 * (i / headDim) + i % headDim).ToArray();
+                cache.Write(0, r, p, k, k.Select(x => -x).ToArray(), headDim);
+            }
+        cache.Reorder([2, 0, 2], length);
+        int[] source = [2, 0, 2];
+        var layout = cache.Layout;
+        for (int r = 0; r < rows; r++)
+            for (int h = 0; h < heads; h++)
+                for (int p = 0; p < length; p++)
+                    for (int d = 0; d < headDim; d++)
+                    {
+                        int at = layout.Start(r) + h * layout.HeadStride + p * layout.RowStride + d;
+                        Assert.Equal(1000f * source[r] + 100 * p + 10 * h + d, cache.K(0)[at]);
+                        Assert.Equal(-(1000f * source[r] + 100 * p + 10 * h + d), cache.V(0)[at]);
+                    }
+    }
+
+    [Fact]
+    public void WritingPastTheCapacityThrows() =>
+        Assert.Throws<InvalidOperationException>(() => new KvCache(1, 1, 1, 2, 4).Write(0, 0, 2, new float[4], new float[4], 4));
 }

@@ -143,7 +143,7 @@ public sealed unsafe class BloomModel : IGenerativeModel, IChoiceScorer
 
     /// <summary>
     /// A batch of rows sharing one length: prompts left-padded with pad id and masked out, per-row ALiBi
-    /// positions from the mask, and K/V caches [rows, capacity, hidden] per layer, preallocated.
+    /// positions from the mask, and K/V caches (<see cref="KvCache"/>), preallocated.
     /// </summary>
     sealed class Session : IDecoderSession
     {
@@ -152,8 +152,7 @@ public sealed unsafe class BloomModel : IGenerativeModel, IChoiceScorer
         readonly bool[][] _mask;   // row → key position → real token
         readonly float[][] _pos;   // row → key position → ALiBi position (as float: the bias is one vector multiply-add)
         readonly int[][] _startIds;
-        float[][] _k, _v;
-        float[][]? _spareK, _spareV; // Reorder's targets, made on its first call (beam search)
+        readonly KvCache _cache;
         bool[][] _spareMask;
         float[][] _sparePos;
         int _length;
@@ -182,10 +181,8 @@ public sealed unsafe class BloomModel : IGenerativeModel, IChoiceScorer
             }
             _spareMask = _mask.Select(x => (bool[])x.Clone()).ToArray();
             _sparePos = _pos.Select(x => (float[])x.Clone()).ToArray();
-            _k = Cache(); _v = Cache();
+            _cache = new KvCache(m._blocks.Length, Rows, m.Config.NumHeads, _capacity, m.Config.HeadDim);
         }
-
-        float[][] Cache() => Enumerable.Range(0, _m._blocks.Length).Select(_ => new float[Rows * _capacity * _m.Config.HiddenSize]).ToArray();
 
         public int[] StartIds(int row) => _startIds[row];
 
@@ -222,7 +219,7 @@ public sealed unsafe class BloomModel : IGenerativeModel, IChoiceScorer
                 Kernels.LayerNorm(_norm.AsSpan(i * hs, hs), m._embedNormW, m._embedNormB, c.Eps, h.AsSpan(i * hs, hs));
             }
             float scale = 1f / MathF.Sqrt(hd);
-            var mask = _mask; var pos = _pos; var slopes = m._slopes; int cap = _capacity;
+            var mask = _mask; var pos = _pos; var slopes = m._slopes;
             foreach (var (blk, l) in m._blocks.Select((b, i) => (b, i)))
             {
                 for (int i = 0; i < n; i++) Kernels.LayerNorm(h.AsSpan(i * hs, hs), blk.InputNormW, blk.InputNormB, c.Eps, _norm.AsSpan(i * hs, hs));
@@ -232,16 +229,10 @@ public sealed unsafe class BloomModel : IGenerativeModel, IChoiceScorer
                 // query_key_value is laid out per head: [head][q|k|v][head_dim].
                 for (int i = 0; i < n; i++)
                 {
-                    int r = i / T, t = i % T;
-                    for (int hh = 0; hh < H; hh++)
-                    {
-                        var src = _qkv.AsSpan(i * 3 * hs + hh * 3 * hd, 3 * hd);
-                        src[..hd].CopyTo(_q.AsSpan(i * hs + hh * hd, hd));
-                        src.Slice(hd, hd).CopyTo(_k[l].AsSpan((r * cap + L0 + t) * hs + hh * hd, hd));
-                        src.Slice(2 * hd, hd).CopyTo(_v[l].AsSpan((r * cap + L0 + t) * hs + hh * hd, hd));
-                    }
+                    for (int hh = 0; hh < H; hh++) _qkv.AsSpan(i * 3 * hs + hh * 3 * hd, hd).CopyTo(_q.AsSpan(i * hs + hh * hd, hd));
+                    _cache.Write(l, i / T, L0 + i % T, _qkv.AsSpan(i * 3 * hs + hd), _qkv.AsSpan(i * 3 * hs + 2 * hd), 3 * hd);
                 }
-                Attention.Compute(_q, T, Rows, _k[l], _v[l], H, hd, r => r * cap, (_, i) => L0 + i + 1, r => mask[r], (r, hh, _, scores) =>
+                Attention.Compute(_q, T, Rows, _cache.K(l), _cache.V(l), _cache.Layout, H, hd, (_, i) => L0 + i + 1, r => mask[r], (r, hh, _, scores) =>
                     TensorPrimitives.MultiplyAdd(pos[r].AsSpan(0, scores.Length), slopes[hh], scores, scores), scale, _ctx);
                 m.Project(_ctx, n, blk.Dense, blk.DenseBias, h, accumulate: true);
 
@@ -263,16 +254,7 @@ public sealed unsafe class BloomModel : IGenerativeModel, IChoiceScorer
 
         public void Reorder(ReadOnlySpan<int> sources)
         {
-            int hs = _m.Config.HiddenSize, span = _length * hs, stride = _capacity * hs;
-            _spareK ??= Cache(); _spareV ??= Cache();
-            for (int l = 0; l < _k.Length; l++)
-                for (int r = 0; r < Rows; r++)
-                {
-                    Array.Copy(_k[l], sources[r] * stride, _spareK[l], r * stride, span);
-                    Array.Copy(_v[l], sources[r] * stride, _spareV[l], r * stride, span);
-                }
-            (_k, _spareK) = (_spareK, _k);
-            (_v, _spareV) = (_spareV, _v);
+            _cache.Reorder(sources, _length);
             for (int r = 0; r < Rows; r++)
             {
                 _mask[sources[r]].CopyTo(_spareMask[r], 0);

@@ -261,7 +261,7 @@ public sealed unsafe class MT5Model : IGenerativeModel, IChoiceScorer
         {
             for (int i = 0; i < n; i++) Kernels.RmsNorm(h.AsSpan(i * d, d), blk.SelfNorm, Config.Eps, s.Norm.AsSpan(i * d, d));
             ProjectQkv(blk.Self, n, s);
-            Attention.Compute(s.Q, L, B, s.K, s.V, H, Config.DKv, r => r * L, (_, _) => L, r => m[r], (_, hd, i, scores) =>
+            Attention.Compute(s.Q, L, B, s.K, s.V, KvLayout.RowMajor(r => r * L, H, Config.DKv), H, Config.DKv, (_, _) => L, r => m[r], (_, hd, i, scores) =>
                 TensorPrimitives.Add(scores, bias.AsSpan(hd * (2 * L - 1) + L - 1 - i, scores.Length), scores), 1f, s.Ctx);
             Project(s.Ctx, n, blk.Self.O, h, accumulate: true);
             FeedForward(blk, h, n, s);
@@ -280,16 +280,14 @@ public sealed unsafe class MT5Model : IGenerativeModel, IChoiceScorer
 
     /// <summary>
     /// Decoder state of a batch: cross-attention keys/values computed once per prompt (shared by its
-    /// rows), self-attention caches [rows, capacity, heads*d_kv] per layer, preallocated.
+    /// rows) and self-attention caches, both head-major (see <see cref="KvCache"/>), preallocated.
     /// </summary>
     sealed class Session : IDecoderSession
     {
         readonly MT5Model _m;
         readonly int _srcLen, _capacity;
         readonly bool[][] _srcMask;
-        readonly float[][] _crossK, _crossV; // per layer [prompts * srcLen, inner]
-        float[][] _selfK, _selfV;
-        float[][]? _spareK, _spareV; // Reorder's targets, made on its first call (beam search)
+        readonly KvCache _cross, _self; // cross: a "row" per prompt, srcLen positions
         int[] _prompt; // row → prompt index
         int[] _spareRows;
         int _length;
@@ -305,22 +303,21 @@ public sealed unsafe class MT5Model : IGenerativeModel, IChoiceScorer
             Rows = P * copies;
             _prompt = Enumerable.Range(0, Rows).Select(r => r / copies).ToArray();
             _spareRows = new int[Rows];
-            _crossK = new float[m._decoder.Length][];
-            _crossV = new float[m._decoder.Length][];
-            for (int l = 0; l < m._decoder.Length; l++)
+            int layers = m._decoder.Length, H = m.Config.NumHeads, dkv = m.Config.DKv;
+            _cross = new KvCache(layers, P, H, srcLen, dkv);
+            var k = new float[P * srcLen * inner];
+            var v = new float[P * srcLen * inner];
+            for (int l = 0; l < layers; l++)
             {
-                _crossK[l] = new float[P * srcLen * inner];
-                _crossV[l] = new float[P * srcLen * inner];
-                fixed (float* pe = enc, pk = _crossK[l], pv = _crossV[l])
+                fixed (float* pe = enc, pk = k, pv = v)
                     Kernels.MatMul(pe, P * srcLen, [m._decoder[l].Cross!.K, m._decoder[l].Cross!.V], [(nint)pk, (nint)pv]);
+                for (int i = 0; i < P * srcLen; i++) _cross.Write(l, i / srcLen, i % srcLen, k.AsSpan(i * inner), v.AsSpan(i * inner), dkv);
             }
-            _selfK = Cache(); _selfV = Cache();
+            _self = new KvCache(layers, Rows, H, capacity, dkv);
             // Causal buckets of every query-key distance the cache can hold, computed once, not per step.
             _buckets = new int[capacity];
             for (int rel = 0; rel < capacity; rel++) _buckets[rel] = RelativeBucket(-rel, false, m.Config.NumBuckets, m.Config.MaxDistance);
         }
-
-        float[][] Cache() => Enumerable.Range(0, _m._decoder.Length).Select(_ => new float[Rows * _capacity * _m._inner]).ToArray();
 
         public int[] StartIds(int row) => [_m.Config.DecoderStartTokenId];
 
@@ -348,14 +345,8 @@ public sealed unsafe class MT5Model : IGenerativeModel, IChoiceScorer
                 var blk = m._decoder[l];
                 for (int i = 0; i < n; i++) Kernels.RmsNorm(h.AsSpan(i * d, d), blk.SelfNorm, c.Eps, _s.Norm.AsSpan(i * d, d));
                 ProjectQkv(blk.Self, n, _s);
-                var kc = _selfK[l]; var vc = _selfV[l];
-                for (int r = 0; r < Rows; r++)
-                {
-                    Array.Copy(_s.K, r * T * inner, kc, (r * _capacity + L0) * inner, T * inner);
-                    Array.Copy(_s.V, r * T * inner, vc, (r * _capacity + L0) * inner, T * inner);
-                }
-                int cap = _capacity;
-                Attention.Compute(_s.Q, T, Rows, kc, vc, H, c.DKv, r => r * cap, (_, i) => L0 + i + 1, null, (_, hd, i, scores) =>
+                for (int i = 0; i < n; i++) _self.Write(l, i / T, L0 + i % T, _s.K.AsSpan(i * inner), _s.V.AsSpan(i * inner), c.DKv);
+                Attention.Compute(_s.Q, T, Rows, _self.K(l), _self.V(l), _self.Layout, H, c.DKv, (_, i) => L0 + i + 1, null, (_, hd, i, scores) =>
                 {
                     for (int j = 0; j < scores.Length; j++) scores[j] += m._decBias[buckets[L0 + i - j] * H + hd];
                 }, 1f, _s.Ctx);
@@ -364,7 +355,8 @@ public sealed unsafe class MT5Model : IGenerativeModel, IChoiceScorer
                 for (int i = 0; i < n; i++) Kernels.RmsNorm(h.AsSpan(i * d, d), blk.CrossNorm, c.Eps, _s.Norm.AsSpan(i * d, d));
                 m.Project(_s.Norm, n, blk.Cross!.Q, _s.Q);
                 int srcLen = _srcLen; var prompt = _prompt; var mask = _srcMask;
-                Attention.Compute(_s.Q, T, Rows, _crossK[l], _crossV[l], H, c.DKv, r => prompt[r] * srcLen, (_, _) => srcLen, r => mask[prompt[r]], null, 1f, _s.Ctx);
+                Attention.Compute(_s.Q, T, Rows, _cross.K(l), _cross.V(l), KvLayout.HeadMajor(r => prompt[r], H, srcLen, c.DKv), H, c.DKv,
+                    (_, _) => srcLen, r => mask[prompt[r]], null, 1f, _s.Ctx);
                 m.Project(_s.Ctx, n, blk.Cross.O, h, accumulate: true);
                 m.FeedForward(blk, h, n, _s);
             }
@@ -386,16 +378,7 @@ public sealed unsafe class MT5Model : IGenerativeModel, IChoiceScorer
 
         public void Reorder(ReadOnlySpan<int> sources)
         {
-            int inner = _m._inner, span = _length * inner, stride = _capacity * inner;
-            _spareK ??= Cache(); _spareV ??= Cache();
-            for (int l = 0; l < _selfK.Length; l++)
-                for (int r = 0; r < Rows; r++)
-                {
-                    Array.Copy(_selfK[l], sources[r] * stride, _spareK[l], r * stride, span);
-                    Array.Copy(_selfV[l], sources[r] * stride, _spareV[l], r * stride, span);
-                }
-            (_selfK, _spareK) = (_spareK, _selfK);
-            (_selfV, _spareV) = (_spareV, _selfV);
+            _self.Reorder(sources, _length);
             for (int r = 0; r < Rows; r++) _spareRows[r] = _prompt[sources[r]];
             (_prompt, _spareRows) = (_spareRows, _prompt);
         }
