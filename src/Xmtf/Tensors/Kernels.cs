@@ -127,13 +127,27 @@ public static unsafe class Kernels
     static void SplitEvenOdd(float* x, float* dst, int k, int shift)
     {
         int blocks = SplitBlocks(k, shift);
+        var evens = Vector512.Create(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+        var odds = evens + Vector512<int>.One;
         for (int b = 0; b < blocks; b++)
+        {
+            int e0 = 32 * b - shift;
+            if (Avx512F.IsSupported && e0 >= 0 && e0 + 32 <= k)
+            {
+                // A block inside x: two loads, two two-source permutes (this runs once per matrix, on the caller alone).
+                var lo = Vector512.Load(x + e0);
+                var hi = Vector512.Load(x + e0 + 16);
+                Avx512F.PermuteVar16x32x2(lo, evens, hi).Store(dst + 32 * b);
+                Avx512F.PermuteVar16x32x2(lo, odds, hi).Store(dst + 32 * b + 16);
+                continue;
+            }
             for (int t = 0; t < 16; t++)
             {
                 int e = 32 * b + 2 * t - shift;
                 dst[32 * b + t] = (uint)e < (uint)k ? x[e] : 0;
                 dst[32 * b + 16 + t] = (uint)(e + 1) < (uint)k ? x[e + 1] : 0;
             }
+        }
         for (int e = 32 * blocks - shift; e < k; e++) dst[e + shift] = x[e];
         // Rows of whole blocks may be read one block further, into the next row (see Bf16Row): zeros there.
         if (shift != 0 || k % 32 == 0) new Span<float>(dst + 32 * blocks, 32).Clear();
