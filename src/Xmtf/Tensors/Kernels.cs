@@ -208,6 +208,7 @@ public static unsafe class Kernels
     }
 
     [ThreadStatic] static MatMulJob? _job;
+    const long GemvChunkBytes = 128 << 10;
 
     /// <summary>
     /// One <see cref="MatMul(float*, int, ReadOnlySpan{Weight}, ReadOnlySpan{nint}, bool)"/>'s parallel pass, one
@@ -232,14 +233,16 @@ public static unsafe class Kernels
             _count = ws.Length; _x = x; _xp = xp; _shift = shift; _n = n; _accumulate = accumulate;
             // The weights' rows in blocks, numbered across all weights; a chunk is a run of consecutive blocks.
             int blocks = 0;
-            long work = 0;
+            long work = 0, bytes = 0;
             foreach (var w in ws)
             {
                 blocks += (w.Rows + RowBlock - 1) / RowBlock;
                 work += (long)w.Rows * w.Cols * Math.Max(n, 1);
+                bytes += w.ByteCount;
             }
-            // Enough chunks for load balance, few enough that each one streams a good slice of the weights.
-            int chunks = Math.Min(blocks, Math.Max(1, Threads) * (UsesTiles(n) ? 32 : 8));
+            // Enough chunks for load balance. A thread claims runs of chunks, not one at a time (WorkerPool.Take),
+            // so a streaming pass can afford one per 128 KB of weights: the threads then finish within microseconds.
+            int chunks = (int)Math.Min(blocks, UsesTiles(n) ? Math.Max(1, Threads) * 32 : Math.Max(Math.Max(1, Threads) * 8, bytes / GemvChunkBytes));
             if (chunks <= 1 || Threads <= 1 || work < 32_768) chunks = 1;
             _blocks = blocks; _chunks = chunks;
             WorkerPool.For(chunks, Threads, _body);

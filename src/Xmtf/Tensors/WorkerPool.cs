@@ -8,7 +8,7 @@ namespace Xmtf.Tensors;
 /// <para>
 /// Each thread owns a contiguous part of the index range and runs it front to back, so a GEMV's thread
 /// reads its weight rows as one sequential stream; a thread done with its own part takes items from the
-/// back of the others'. Handing items out in turn instead made every item a new stream, and the small
+/// back of the others' (see <see cref="Take"/> for how many at a time). Handing items out in turn instead made every item a new stream, and the small
 /// matrices of a decode step read at 60% of the bandwidth.
 /// </para>
 /// </summary>
@@ -84,22 +84,35 @@ static class WorkerPool
     {
         int parts = _parts, own = Interlocked.Increment(ref _joined) - 1;
         if (own < parts)
-            for (int i; (i = Take(own, fromBack: false)) >= 0;) body(i);
+            for (int from, to; (to = Take(own, fromBack: false, out from)) > from;)
+                for (int i = from; i < to; i++) body(i);
         for (int p = 1; p < parts; p++)
-            for (int i, q = (own + p) % parts; (i = Take(q, fromBack: true)) >= 0;) body(i);
+            for (int from, to, q = (own + p) % parts; (to = Take(q, fromBack: true, out from)) > from;)
+                for (int i = from; i < to; i++) body(i);
     }
 
-    /// <summary>Claims part p's first or last remaining item; -1 when it has none.</summary>
-    static int Take(int p, bool fromBack)
+    /// <summary>
+    /// Claims a run [from, returned) of part p's remaining items: the owner a quarter of them from the front, a
+    /// thief half from the back, at least one (an empty run when none are left). Claims shrink as the part
+    /// empties, so the threads finish together, yet an owner claims only a few dozen times per loop: each
+    /// claim is a locked instruction, a full fence that waits for the GEMV's outstanding loads, and claiming
+    /// items one by one cost 200 ns each (a 64 KB item: 10%).
+    /// </summary>
+    static int Take(int p, bool fromBack, out int from)
     {
         ref long range = ref _ranges[p * Stride];
         while (true)
         {
             long r = Volatile.Read(ref range);
             int front = (int)(r >> 32), back = (int)r;
-            if (front >= back) return -1;
-            long next = fromBack ? (long)front << 32 | (uint)(back - 1) : (long)(front + 1) << 32 | (uint)back;
-            if (Interlocked.CompareExchange(ref range, next, r) == r) return fromBack ? back - 1 : front;
+            if (front >= back) { from = 0; return 0; }
+            int size = Math.Max(1, (back - front) / (fromBack ? 2 : 4));
+            long next = fromBack ? (long)front << 32 | (uint)(back - size) : (long)(front + size) << 32 | (uint)back;
+            if (Interlocked.CompareExchange(ref range, next, r) == r)
+            {
+                from = fromBack ? back - size : front;
+                return from + size;
+            }
         }
     }
 
