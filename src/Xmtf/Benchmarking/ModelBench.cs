@@ -140,9 +140,10 @@ public static class ModelBench
     /// first token's logits, and of the best run of exactly NewTokens decode steps, fed argmax tokens through
     /// <see cref="IDecoderSession.Step"/> so eos cannot end them early. This VM's memory bandwidth drifts by
     /// tens of percent within a minute, so right before and right after each decode run the step's own weights
-    /// are read as many times as it read them; the limit is the mean of the two probes around the best run. The
-    /// FMA peak is probed after every prompt pass and the highest probe counts: the best pass against the best
-    /// probe (a single probe could land on a moment when something else ran on a core, and flatter the pass).
+    /// are read as many times as it read them, and the best run is set against the highest of all these probes.
+    /// Likewise the FMA peak is probed after every prompt pass and the highest probe counts. Best against best:
+    /// a probe that lands on a moment when something else ran cannot flatter a run (pairing each run with the
+    /// mean of its own two probes once put a decode at 1.5 of its limit).
     /// </summary>
     static Timings Time(IGenerativeModel model, int[][] prompts, BenchOptions o)
     {
@@ -178,7 +179,8 @@ public static class ModelBench
                 }
                 double decode = sw.Elapsed.TotalSeconds;
                 double after = MachineLimits.ReadBandwidthGBps(o.Threads, regions, passes: o.NewTokens);
-                if (decode < bestDecode) (bestDecode, bandwidth) = (decode, (before + after) / 2);
+                bestDecode = Math.Min(bestDecode, decode);
+                bandwidth = Math.Max(bandwidth, Math.Max(before, after));
             }
         }
         return new Timings(bestPrompt, peak, bestFirst, bestDecode, bandwidth, MachineLimits.PeakRssBytes());
