@@ -19,11 +19,39 @@ public static unsafe class Attention
     public static void Compute(float[] q, int queriesPerSeq, int seqs, float[] k, float[] v, KvLayout kv, int heads, int headDim,
         Func<int, int, int> keyCount, Func<int, bool[]>? keyMask, ScoreBias? bias, float scale, float[] ctx)
     {
-        int width = heads * headDim, rowStride = kv.RowStride;
-        WorkerPool.For(seqs * heads, Kernels.Threads, sh =>
+        var job = _job ??= new Job();
+        (job.Q, job.QueriesPerSeq, job.K, job.V, job.Kv, job.Heads, job.HeadDim, job.KeyCount, job.KeyMask, job.Bias, job.Scale, job.Ctx) =
+            (q, queriesPerSeq, k, v, kv, heads, headDim, keyCount, keyMask, bias, scale, ctx);
+        try { WorkerPool.For(seqs * heads, Kernels.Threads, job.Body); }
+        finally { job.Clear(); }
+    }
+
+    [ThreadStatic] static Job? _job;
+
+    /// <summary>One <see cref="Compute"/>'s arguments and its per-(sequence, head) body, one object per calling thread, reused: a decode step allocates nothing.</summary>
+    sealed class Job
+    {
+        public float[] Q = [], K = [], V = [], Ctx = [];
+        public int QueriesPerSeq, Heads, HeadDim;
+        public KvLayout Kv;
+        public Func<int, int, int> KeyCount = (_, _) => 0;
+        public Func<int, bool[]>? KeyMask;
+        public ScoreBias? Bias;
+        public float Scale;
+        public readonly Action<int> Body;
+
+        public Job() => Body = Head;
+
+        /// <summary>No references kept to the caller's arrays and delegates.</summary>
+        public void Clear() { Q = K = V = Ctx = []; KeyCount = (_, _) => 0; KeyMask = null; Bias = null; Kv = default; }
+
+        void Head(int sh)
         {
+            float[] q = Q, k = K, v = V, ctx = Ctx;
+            int queriesPerSeq = QueriesPerSeq, heads = Heads, headDim = HeadDim, width = heads * headDim, rowStride = Kv.RowStride;
+            var keyCount = KeyCount; var keyMask = KeyMask; var bias = Bias; float scale = Scale;
             var scores = _scores ??= new float[64];
-            int r = sh / heads, h = sh % heads, kb = kv.Start(r) + h * kv.HeadStride;
+            int r = sh / heads, h = sh % heads, kb = Kv.Start(r) + h * Kv.HeadStride;
             var mask = keyMask?.Invoke(r);
             // Many queries (an encoder, a prompt) share the head's keys: transposed once, each query's scores
             // are FMAs over 16 keys at a time instead of a dot product and a horizontal sum per key.
@@ -70,7 +98,7 @@ public static unsafe class Attention
                     fixed (float* ps = scores) WeightedSum(ps, n, values, valueStride, headDim, outp);
                 }
             }
-        });
+        }
     }
 
     [ThreadStatic] static float[]? _scores, _keysT, _values;

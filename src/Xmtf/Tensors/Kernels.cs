@@ -26,7 +26,11 @@ public static unsafe class Kernels
     static bool UsesTiles(int n) => n >= GemmMinRows && Vector512.IsHardwareAccelerated;
 
     /// <summary>y[n, W.Rows] (+)= x[n, W.Cols] · Wᵀ.</summary>
-    public static void MatMul(float* x, int n, Weight w, float* y, bool accumulate = false) => MatMul(x, n, [w], [(nint)y], accumulate);
+    public static void MatMul(float* x, int n, Weight w, float* y, bool accumulate = false)
+    {
+        nint py = (nint)y;
+        MatMul(x, n, new ReadOnlySpan<Weight>(in w), new ReadOnlySpan<nint>(in py), accumulate); // spans over the arguments: no array per call
+    }
 
     /// <summary>
     /// Several products of one input, y_i[n, W_i.Rows] (+)= x · W_iᵀ (q, k and v; gate and up projections), in
@@ -791,30 +795,34 @@ public static unsafe class Kernels
     /// </summary>
     public static void GeluTanh(Span<float> x)
     {
-        const int Chunk = 512;
-        int chunks = (x.Length + Chunk - 1) / Chunk;
+        int chunks = (x.Length + GeluChunk - 1) / GeluChunk;
+        int parts = x.Length >= 32 * GeluChunk ? Math.Min(chunks, Threads * 8) : 1;
         fixed (float* p = x)
+            if (parts == 1) GeluChunks(p, x.Length, 0, chunks); // a decode step's: no closure, no allocation
+            else GeluParallel((nint)p, x.Length, chunks, parts);
+    }
+
+    const int GeluChunk = 512;
+
+    static void GeluParallel(nint px, int length, int chunks, int parts) =>
+        WorkerPool.For(parts, Threads, c => GeluChunks((float*)px, length, (int)((long)chunks * c / parts), (int)((long)chunks * (c + 1) / parts)));
+
+    static void GeluChunks(float* p, int length, int from, int to)
+    {
+        Span<float> t = stackalloc float[GeluChunk];
+        for (int k = from; k < to; k++)
         {
-            nint px = (nint)p;
-            int length = x.Length, parts = length >= 32 * Chunk ? Math.Min(chunks, Threads * 8) : 1;
-            WorkerPool.For(parts, Threads, c =>
-            {
-                Span<float> t = stackalloc float[Chunk];
-                for (int k = (int)((long)chunks * c / parts); k < (int)((long)chunks * (c + 1) / parts); k++)
-                {
-                    var xs = new Span<float>((float*)px + k * Chunk, Math.Min(Chunk, length - k * Chunk));
-                    var ts = t[..xs.Length];
-                    TensorPrimitives.Multiply(xs, xs, ts);
-                    TensorPrimitives.Multiply(ts, 0.044715f, ts);
-                    TensorPrimitives.Add(ts, 1f, ts);
-                    TensorPrimitives.Multiply(ts, xs, ts);
-                    TensorPrimitives.Multiply(ts, 0.7978845608f, ts);
-                    TensorPrimitives.Tanh(ts, ts);
-                    TensorPrimitives.Add(ts, 1f, ts);
-                    TensorPrimitives.Multiply(ts, 0.5f, ts);
-                    TensorPrimitives.Multiply(xs, ts, xs);
-                }
-            });
+            var xs = new Span<float>(p + k * GeluChunk, Math.Min(GeluChunk, length - k * GeluChunk));
+            var ts = t[..xs.Length];
+            TensorPrimitives.Multiply(xs, xs, ts);
+            TensorPrimitives.Multiply(ts, 0.044715f, ts);
+            TensorPrimitives.Add(ts, 1f, ts);
+            TensorPrimitives.Multiply(ts, xs, ts);
+            TensorPrimitives.Multiply(ts, 0.7978845608f, ts);
+            TensorPrimitives.Tanh(ts, ts);
+            TensorPrimitives.Add(ts, 1f, ts);
+            TensorPrimitives.Multiply(ts, 0.5f, ts);
+            TensorPrimitives.Multiply(xs, ts, xs);
         }
     }
 

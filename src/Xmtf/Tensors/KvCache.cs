@@ -31,6 +31,7 @@ public sealed class KvCache
     {
         (_rows, _heads, _capacity, _headDim) = (rows, heads, capacity, headDim);
         _k = Make(layers); _v = Make(layers);
+        Layout = KvLayout.HeadMajor(r => r, heads, capacity, headDim);
     }
 
     float[][] Make(int layers) => Enumerable.Range(0, layers).Select(_ => new float[_rows * _heads * _capacity * _headDim]).ToArray();
@@ -39,7 +40,7 @@ public sealed class KvCache
     public float[] V(int layer) => _v[layer];
 
     /// <summary>Row r's keys start at block r.</summary>
-    public KvLayout Layout => KvLayout.HeadMajor(r => r, _heads, _capacity, _headDim);
+    public KvLayout Layout { get; }
 
     /// <summary>
     /// Stores the keys and values of (row, position) for every head: head h's slice starts at h * sourceHeadStride

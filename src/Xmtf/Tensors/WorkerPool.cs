@@ -54,7 +54,7 @@ static class WorkerPool
         }
         try
         {
-            Resize(threads - 1);
+            if (_workers.Length != threads - 1) Resize(threads - 1);
             _body = body;
             _parts = Math.Min(threads, count);
             if (_ranges.Length < _parts * Stride) _ranges = new long[_parts * Stride];
@@ -116,9 +116,10 @@ static class WorkerPool
         }
     }
 
+    // Called only when the count changes: the lambda's closure over `now` is allocated on every entry to this
+    // method, and an early return inside it cost 24 bytes per loop.
     static void Resize(int n)
     {
-        if (_workers.Length == n) return;
         foreach (var w in _workers) w.Stop = true;
         Wake.Set();
         long now = Volatile.Read(ref _generation);

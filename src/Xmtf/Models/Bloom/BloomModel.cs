@@ -157,6 +157,10 @@ public sealed unsafe class BloomModel : IGenerativeModel, IChoiceScorer
         float[][] _sparePos;
         int _length;
         float[] _h = [], _norm = [], _qkv = [], _q = [], _kn = [], _vn = [], _ctx = [], _up = [], _logits = [];
+        // Attention's arguments, made once: a step allocates nothing. They read _length, _mask and _pos when called.
+        readonly Func<int, int, int> _keyCount;
+        readonly Func<int, bool[]> _keyMask;
+        readonly ScoreBias _alibi;
         public int Rows { get; }
         public int[] PaddedPrompts { get; }
 
@@ -182,6 +186,9 @@ public sealed unsafe class BloomModel : IGenerativeModel, IChoiceScorer
             _spareMask = _mask.Select(x => (bool[])x.Clone()).ToArray();
             _sparePos = _pos.Select(x => (float[])x.Clone()).ToArray();
             _cache = new KvCache(m._blocks.Length, Rows, m.Config.NumHeads, _capacity, m.Config.HeadDim);
+            _keyCount = (_, i) => _length + i + 1;
+            _keyMask = r => _mask[r];
+            _alibi = (r, hh, _, scores) => TensorPrimitives.MultiplyAdd(_pos[r].AsSpan(0, scores.Length), _m._slopes[hh], scores, scores);
         }
 
         public int[] StartIds(int row) => _startIds[row];
@@ -219,9 +226,9 @@ public sealed unsafe class BloomModel : IGenerativeModel, IChoiceScorer
                 Kernels.LayerNorm(_norm.AsSpan(i * hs, hs), m._embedNormW, m._embedNormB, c.Eps, h.AsSpan(i * hs, hs));
             }
             float scale = 1f / MathF.Sqrt(hd);
-            var mask = _mask; var pos = _pos; var slopes = m._slopes;
-            foreach (var (blk, l) in m._blocks.Select((b, i) => (b, i)))
+            for (int l = 0; l < m._blocks.Length; l++)
             {
+                var blk = m._blocks[l];
                 for (int i = 0; i < n; i++) Kernels.LayerNorm(h.AsSpan(i * hs, hs), blk.InputNormW, blk.InputNormB, c.Eps, _norm.AsSpan(i * hs, hs));
                 // The residual is the normed input in the post-LN variant.
                 if (c.ResidualPostLayerNorm) Array.Copy(_norm, h, n * hs);
@@ -232,8 +239,7 @@ public sealed unsafe class BloomModel : IGenerativeModel, IChoiceScorer
                     for (int hh = 0; hh < H; hh++) _qkv.AsSpan(i * 3 * hs + hh * 3 * hd, hd).CopyTo(_q.AsSpan(i * hs + hh * hd, hd));
                     _cache.Write(l, i / T, L0 + i % T, _qkv.AsSpan(i * 3 * hs + hd), _qkv.AsSpan(i * 3 * hs + 2 * hd), 3 * hd);
                 }
-                Attention.Compute(_q, T, Rows, _cache.K(l), _cache.V(l), _cache.Layout, H, hd, (_, i) => L0 + i + 1, r => mask[r], (r, hh, _, scores) =>
-                    TensorPrimitives.MultiplyAdd(pos[r].AsSpan(0, scores.Length), slopes[hh], scores, scores), scale, _ctx);
+                Attention.Compute(_q, T, Rows, _cache.K(l), _cache.V(l), _cache.Layout, H, hd, _keyCount, _keyMask, _alibi, scale, _ctx);
                 m.Project(_ctx, n, blk.Dense, blk.DenseBias, h, accumulate: true);
 
                 for (int i = 0; i < n; i++) Kernels.LayerNorm(h.AsSpan(i * hs, hs), blk.PostNormW, blk.PostNormB, c.Eps, _norm.AsSpan(i * hs, hs));

@@ -68,6 +68,8 @@ public sealed unsafe class MT5Model : IGenerativeModel, IChoiceScorer
     sealed class AttentionWeights(Weight q, Weight k, Weight v, Weight o)
     {
         public readonly Weight Q = q, K = k, V = v, O = o;
+        /// <summary>q, k and v as one MatMul's weights, made once (a collection expression per call allocated).</summary>
+        public readonly Weight[] Qkv = [q, k, v];
     }
 
     sealed class Block
@@ -80,6 +82,9 @@ public sealed unsafe class MT5Model : IGenerativeModel, IChoiceScorer
         public required Weight Wi0; // wi (ungated) or wi_0
         public Weight? Wi1;
         public required Weight Wo;
+        /// <summary>wi_0 and wi_1 as one MatMul's weights, made once (a collection expression per call allocated).</summary>
+        public Weight[] GatedWi => _gatedWi ??= [Wi0, Wi1!];
+        Weight[]? _gatedWi;
     }
 
     readonly Checkpoint? _checkpoint;
@@ -190,7 +195,7 @@ public sealed unsafe class MT5Model : IGenerativeModel, IChoiceScorer
         fixed (float* pn = s.Norm, pa = s.Ff0, pg = s.Ff1, ph = h)
         {
             if (b.Wi1 is null) Kernels.MatMul(pn, n, b.Wi0, pa);
-            else Kernels.MatMul(pn, n, [b.Wi0, b.Wi1], [(nint)pa, (nint)pg]);
+            else Kernels.MatMul(pn, n, b.GatedWi, [(nint)pa, (nint)pg]);
             var act = new Span<float>(pa, n * ff);
             Activate(act);
             if (b.Wi1 is not null) TensorPrimitives.Multiply(act, new ReadOnlySpan<float>(pg, n * ff), act);
@@ -220,7 +225,7 @@ public sealed unsafe class MT5Model : IGenerativeModel, IChoiceScorer
     /// <summary>Self-attention q, k and v of s.Norm into s.Q, s.K, s.V, in one pass.</summary>
     static void ProjectQkv(AttentionWeights a, int n, Scratch s)
     {
-        fixed (float* px = s.Norm, pq = s.Q, pk = s.K, pv = s.V) Kernels.MatMul(px, n, [a.Q, a.K, a.V], [(nint)pq, (nint)pk, (nint)pv]);
+        fixed (float* px = s.Norm, pq = s.Q, pk = s.K, pv = s.V) Kernels.MatMul(px, n, a.Qkv, [(nint)pq, (nint)pk, (nint)pv]);
     }
 
     void Embed(ReadOnlySpan<int> ids, float[] h)
@@ -294,6 +299,11 @@ public sealed unsafe class MT5Model : IGenerativeModel, IChoiceScorer
         readonly Scratch _s = new();
         float[] _h = [], _logits = [];
         readonly int[] _buckets;
+        // Attention's arguments, made once: a step allocates nothing. They read _length and _prompt when called.
+        readonly KvLayout _crossLayout;
+        readonly Func<int, int, int> _selfCount, _crossCount;
+        readonly Func<int, bool[]> _crossMask;
+        readonly ScoreBias _selfBias;
         public int Rows { get; }
 
         public Session(MT5Model m, float[] enc, int srcLen, bool[][] srcMask, int copies, int capacity)
@@ -317,6 +327,14 @@ public sealed unsafe class MT5Model : IGenerativeModel, IChoiceScorer
             // Causal buckets of every query-key distance the cache can hold, computed once, not per step.
             _buckets = new int[capacity];
             for (int rel = 0; rel < capacity; rel++) _buckets[rel] = RelativeBucket(-rel, false, m.Config.NumBuckets, m.Config.MaxDistance);
+            _crossLayout = KvLayout.HeadMajor(r => _prompt[r], H, srcLen, dkv);
+            _selfCount = (_, i) => _length + i + 1;
+            _crossCount = (_, _) => _srcLen;
+            _crossMask = r => _srcMask[_prompt[r]];
+            _selfBias = (_, hd, i, scores) =>
+            {
+                for (int j = 0; j < scores.Length; j++) scores[j] += _m._decBias[_buckets[_length + i - j] * H + hd];
+            };
         }
 
         public int[] StartIds(int row) => [_m.Config.DecoderStartTokenId];
@@ -339,24 +357,18 @@ public sealed unsafe class MT5Model : IGenerativeModel, IChoiceScorer
             _s.Ensure(n, c);
             var h = _h;
             m.Embed(tokens, h);
-            var buckets = _buckets;
             for (int l = 0; l < m._decoder.Length; l++)
             {
                 var blk = m._decoder[l];
                 for (int i = 0; i < n; i++) Kernels.RmsNorm(h.AsSpan(i * d, d), blk.SelfNorm, c.Eps, _s.Norm.AsSpan(i * d, d));
                 ProjectQkv(blk.Self, n, _s);
                 for (int i = 0; i < n; i++) _self.Write(l, i / T, L0 + i % T, _s.K.AsSpan(i * inner), _s.V.AsSpan(i * inner), c.DKv);
-                Attention.Compute(_s.Q, T, Rows, _self.K(l), _self.V(l), _self.Layout, H, c.DKv, (_, i) => L0 + i + 1, null, (_, hd, i, scores) =>
-                {
-                    for (int j = 0; j < scores.Length; j++) scores[j] += m._decBias[buckets[L0 + i - j] * H + hd];
-                }, 1f, _s.Ctx);
+                Attention.Compute(_s.Q, T, Rows, _self.K(l), _self.V(l), _self.Layout, H, c.DKv, _selfCount, null, _selfBias, 1f, _s.Ctx);
                 m.Project(_s.Ctx, n, blk.Self.O, h, accumulate: true);
 
                 for (int i = 0; i < n; i++) Kernels.RmsNorm(h.AsSpan(i * d, d), blk.CrossNorm, c.Eps, _s.Norm.AsSpan(i * d, d));
                 m.Project(_s.Norm, n, blk.Cross!.Q, _s.Q);
-                int srcLen = _srcLen; var prompt = _prompt; var mask = _srcMask;
-                Attention.Compute(_s.Q, T, Rows, _cross.K(l), _cross.V(l), KvLayout.HeadMajor(r => prompt[r], H, srcLen, c.DKv), H, c.DKv,
-                    (_, _) => srcLen, r => mask[prompt[r]], null, 1f, _s.Ctx);
+                Attention.Compute(_s.Q, T, Rows, _cross.K(l), _cross.V(l), _crossLayout, H, c.DKv, _crossCount, _crossMask, null, 1f, _s.Ctx);
                 m.Project(_s.Ctx, n, blk.Cross.O, h, accumulate: true);
                 m.FeedForward(blk, h, n, _s);
             }
