@@ -128,24 +128,29 @@ public sealed unsafe class SafeTensorsFile : ITensorFile
 
     /// <summary>
     /// Writes a safetensors file whose data <paramref name="writeData"/>(i, stream) appends tensor i by tensor i,
-    /// so a multi-gigabyte model (<c>xmtf init</c>) never has to be in memory whole.
+    /// so a multi-gigabyte model (<c>xmtf init</c>) never has to be in memory whole. The header is padded with
+    /// spaces (as the format allows) so the data starts 64 bytes into a cache line boundary of the file, and
+    /// tensors whose sizes are whole cache lines go first: a memory-mapped bf16 matrix is then read in place in
+    /// aligned lines. A matrix whose rows start mid-line costs the GEMV an extra block per row (rows of 1 KB: 8%).
     /// </summary>
     public static void Write(string path, IReadOnlyList<TensorInfo> tensors, Action<int, Stream> writeData)
     {
+        var order = Enumerable.Range(0, tensors.Count).OrderBy(i => tensors[i].ByteCount % 64 == 0 ? 0 : 1).ToArray(); // stable
         var header = new Dictionary<string, object> { ["__metadata__"] = new Dictionary<string, string> { ["format"] = "pt" } };
         long off = 0;
-        foreach (var t in tensors)
+        foreach (int i in order)
         {
+            var t = tensors[i];
             header[t.Name] = new { dtype = t.DType switch { DType.F32 => "F32", DType.F16 => "F16", DType.BF16 => "BF16", DType.I8 => "I8", DType.I64 => "I64", DType.I32 => "I32", _ => throw new ArgumentException(t.DType.ToString()) }, shape = t.Shape, data_offsets = new[] { off, off + t.ByteCount } };
             off += t.ByteCount;
         }
         var json = JsonSerializer.SerializeToUtf8Bytes(header);
-        int pad = (8 - json.Length % 8) % 8;
+        int pad = (64 - (8 + json.Length) % 64) % 64;
         using var fs = new FileStream(path, FileMode.Create, FileAccess.Write, FileShare.None, 1 << 20);
         fs.Write(BitConverter.GetBytes((ulong)(json.Length + pad)));
         fs.Write(json);
         for (int i = 0; i < pad; i++) fs.WriteByte((byte)' ');
-        for (int i = 0; i < tensors.Count; i++)
+        foreach (int i in order)
         {
             long start = fs.Position;
             writeData(i, fs);

@@ -73,11 +73,13 @@ public class QueueTests
     [Fact]
     public async Task AFullQueueIs429()
     {
-        await using var s = await TestServer.Start(limits: new ServerLimits { MaxNewTokens = 5000, MaxConcurrent = 1, MaxQueue = 1 });
+        // 100k tokens (~20 s here): the running request must still run when it is cancelled below, however slowly
+        // this test's own steps go on a loaded machine (5000 tokens once ran out first, in the full suite).
+        await using var s = await TestServer.Start(limits: new ServerLimits { MaxNewTokens = 100_000, MaxConcurrent = 1, MaxQueue = 1 });
         using var cancel = new CancellationTokenSource();
-        var options = s.Greedy(5000);
+        var options = s.Greedy(100_000);
         var prompt = s.Pipeline.EncodePrompt("hello");
-        // One request decoding (it would take seconds), one waiting for its slot: the queue is full.
+        // One request decoding, one waiting for its slot: the queue is full.
         var running = s.Scheduler.Submit(new GenerationRequest(prompt, options), cancel.Token);
         await TestServer.Eventually(() => s.Scheduler.ActiveSequences == 1);
         var waiting = s.Scheduler.Submit(new GenerationRequest(prompt, options), cancel.Token);

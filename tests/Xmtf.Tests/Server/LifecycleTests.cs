@@ -29,13 +29,14 @@ public class LifecycleTests
     public async Task StoppingFinishesRunningRequestsAndRefusesNewOnes()
     {
         var s = await TestServer.Start(grace: TimeSpan.FromSeconds(30));
-        var running = s.Post("/generate", new { inputs = "hello", parameters = new { max_new_tokens = 300 } });
+        // Long enough that the polling below (every 10 ms) sees it running: 300 tokens took a few tens of ms.
+        var running = s.Post("/generate", new { inputs = "hello", parameters = new { max_new_tokens = 3000 } });
         await TestServer.Eventually(() => s.Scheduler.ActiveSequences == 1);
         // What SIGTERM does: the host stops, waiting for running requests up to the grace period.
         var stopping = s.App.StopAsync();
         var (status, body) = await running;
         Assert.Equal(200, status);
-        Assert.Equal(s.Expected("hello", 300), body.GetProperty("generated_text").GetString());
+        Assert.Equal(s.Expected("hello", 3000), body.GetProperty("generated_text").GetString());
         await stopping;
         await Assert.ThrowsAsync<HttpRequestException>(() => s.Http.GetStringAsync("/health"));
         await s.DisposeAsync();
