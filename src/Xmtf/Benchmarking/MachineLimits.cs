@@ -139,6 +139,16 @@ public static unsafe class MachineLimits
         return sw.Elapsed.TotalSeconds;
     }
 
+    /// <summary>
+    /// Starts the peak resident set afresh (Linux: "5" to /proc/self/clear_refs), so that it counts what runs
+    /// from now on, not what this process did before (writing a --config model). Elsewhere the peak stays whole.
+    /// </summary>
+    public static void ResetPeakRss()
+    {
+        try { if (OperatingSystem.IsLinux()) File.WriteAllText("/proc/self/clear_refs", "5"); }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException) { }
+    }
+
     /// <summary>Peak resident set of this process in bytes (VmHWM on Linux).</summary>
     public static long PeakRssBytes()
     {

@@ -103,6 +103,7 @@ public static class ModelBench
             Timings t;
             ModelCost cost;
             string modelType;
+            MachineLimits.ResetPeakRss(); // the peak from loading on
             using (var model = Load(dir, dtype))
             {
                 modelType = model.Family == ModelFamily.EncoderDecoder ? "mt5" : "bloom";
