@@ -68,8 +68,8 @@ public sealed unsafe class MT5Model : IGenerativeModel, IChoiceScorer
     sealed class AttentionWeights(Weight q, Weight k, Weight v, Weight o)
     {
         public readonly Weight Q = q, K = k, V = v, O = o;
-        /// <summary>q, k and v as one MatMul's weights, made once (a collection expression per call allocated).</summary>
-        public readonly Weight[] Qkv = [q, k, v];
+        /// <summary>q, k and v (and k and v) as one MatMul's weights, made once (a collection expression per call allocated).</summary>
+        public readonly Weight[] Qkv = [q, k, v], KV = [k, v];
     }
 
     sealed class Block
@@ -315,14 +315,17 @@ public sealed unsafe class MT5Model : IGenerativeModel, IChoiceScorer
             _spareRows = new int[Rows];
             int layers = m._decoder.Length, H = m.Config.NumHeads, dkv = m.Config.DKv;
             _cross = new KvCache(layers, P, H, srcLen, dkv);
-            var k = new float[P * srcLen * inner];
-            var v = new float[P * srcLen * inner];
+            // Projected one prompt at a time: a batch-wide buffer doubled the cross keys and values at the peak.
+            var k = new float[srcLen * inner];
+            var v = new float[srcLen * inner];
+            int d = m.Config.DModel;
             for (int l = 0; l < layers; l++)
-            {
-                fixed (float* pe = enc, pk = k, pv = v)
-                    Kernels.MatMul(pe, P * srcLen, [m._decoder[l].Cross!.K, m._decoder[l].Cross!.V], [(nint)pk, (nint)pv]);
-                for (int i = 0; i < P * srcLen; i++) _cross.Write(l, i / srcLen, i % srcLen, k.AsSpan(i * inner), v.AsSpan(i * inner), dkv);
-            }
+                for (int p = 0; p < P; p++)
+                {
+                    fixed (float* pe = enc, pk = k, pv = v)
+                        Kernels.MatMul(pe + (long)p * srcLen * d, srcLen, m._decoder[l].Cross!.KV, [(nint)pk, (nint)pv]);
+                    for (int i = 0; i < srcLen; i++) _cross.Write(l, p, i, k.AsSpan(i * inner), v.AsSpan(i * inner), dkv);
+                }
             _self = new KvCache(layers, Rows, H, capacity, dkv);
             // Causal buckets of every query-key distance the cache can hold, computed once, not per step.
             _buckets = new int[capacity];
