@@ -19,7 +19,7 @@ public sealed record BenchOptions
     public int Batch { get; init; } = 1;
     /// <summary>Threads of the kernels and of the machine-limit measurements.</summary>
     public int Threads { get; init; } = Environment.ProcessorCount;
-    /// <summary>Runs (prompt passes, decode between two bandwidth probes); the best prompt and decode are reported.</summary>
+    /// <summary>Runs (prompt passes, decode between two bandwidth probes); the best prompt pass and the median decode run are reported.</summary>
     public int Repeats { get; init; } = 3;
     /// <summary>Seed of the random prompts.</summary>
     public int Seed { get; init; } = 1;
@@ -50,12 +50,15 @@ public sealed record BenchResult
     public required double FmaPeakGflops { get; init; }
     /// <summary>EncodeGflops / FmaPeakGflops.</summary>
     public required double EncodeFraction { get; init; }
-    /// <summary>Decoded tokens per second, summed over the batch.</summary>
+    /// <summary>Decoded tokens per second, summed over the batch, of the median run (see <see cref="BandwidthFraction"/>).</summary>
     public required double DecodeTokensPerS { get; init; }
     public required double BandwidthGbps { get; init; }
     /// <summary>Tokens/s if every step only streamed its weight bytes at the measured bandwidth.</summary>
     public required double DecodeLimitTokensPerS { get; init; }
-    /// <summary>DecodeTokensPerS / DecodeLimitTokensPerS: the share of the bandwidth the weights got.</summary>
+    /// <summary>
+    /// DecodeTokensPerS / DecodeLimitTokensPerS: the share of the bandwidth the weights got, in the decode run
+    /// whose share, against the bandwidth probed right before and after it, is the median of the repeats.
+    /// </summary>
     public required double BandwidthFraction { get; init; }
     /// <summary>Peak resident set of the process while it loads and runs the model.</summary>
     public required long PeakRssBytes { get; init; }
@@ -141,17 +144,21 @@ public static class ModelBench
     /// first token's logits, and of the best run of exactly NewTokens decode steps, fed argmax tokens through
     /// <see cref="IDecoderSession.Step"/> so eos cannot end them early. This VM's memory bandwidth drifts by
     /// tens of percent within a minute, so right before and right after each decode run the step's own weights
-    /// are read as many times as it read them, and the best run is set against the highest of all these probes.
-    /// Likewise the FMA peak is probed after every prompt pass and the highest probe counts. Best against best:
-    /// a probe that lands on a moment when something else ran cannot flatter a run (pairing each run with the
-    /// mean of its own two probes once put a decode at 1.5 of its limit).
+    /// are read as many times as it read them: each run against the mean of its own two probes, and the run
+    /// with the median of these fractions is the one reported (its tokens/s and its bandwidth). Setting the best
+    /// run against the highest probe of the whole bench compared different minutes (mt0-small f32 came out at
+    /// 0.70 in one full table and 0.88 in the next); one run against its own probes alone once came out at 1.5,
+    /// when a probe met a slow moment. The median of three drops an outlier either way.
+    /// The FMA peak is probed after every prompt pass and the highest probe counts against the best pass
+    /// (compute is steadier here than bandwidth, and a low probe must not flatter the pass).
     /// </summary>
     static Timings Time(IGenerativeModel model, int[][] prompts, BenchOptions o)
     {
         int rows = prompts.Length, vocab = model.VocabSize;
         var tokens = new int[rows];
         var regions = StepRegions(model);
-        double bestPrompt = double.MaxValue, peak = 0, bestFirst = double.MaxValue, bestDecode = double.MaxValue, bandwidth = 0;
+        double bestPrompt = double.MaxValue, peak = 0, bestFirst = double.MaxValue;
+        var runs = new List<(double Seconds, double Gbps)>();
         for (int r = 0; r < o.Repeats; r++)
         {
             // The prompt pass varies most run to run (it streams weights the decode left cold): three per repeat.
@@ -180,10 +187,11 @@ public static class ModelBench
                 }
                 double decode = sw.Elapsed.TotalSeconds;
                 double after = MachineLimits.ReadBandwidthGBps(o.Threads, regions, passes: o.NewTokens);
-                bestDecode = Math.Min(bestDecode, decode);
-                bandwidth = Math.Max(bandwidth, Math.Max(before, after));
+                runs.Add((decode, (before + after) / 2));
             }
         }
-        return new Timings(bestPrompt, peak, bestFirst, bestDecode, bandwidth, MachineLimits.PeakRssBytes());
+        // The fraction of a run is proportional to 1 / (seconds * GB/s): the median run by that product.
+        var median = runs.OrderBy(r => r.Seconds * r.Gbps).ElementAt(runs.Count / 2);
+        return new Timings(bestPrompt, peak, bestFirst, median.Seconds, median.Gbps, MachineLimits.PeakRssBytes());
     }
 }
