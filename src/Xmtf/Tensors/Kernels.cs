@@ -212,7 +212,6 @@ public static unsafe class Kernels
     }
 
     [ThreadStatic] static MatMulJob? _job;
-    const long GemvChunkBytes = 128 << 10;
 
     /// <summary>
     /// One <see cref="MatMul(float*, int, ReadOnlySpan{Weight}, ReadOnlySpan{nint}, bool)"/>'s parallel pass, one
@@ -226,6 +225,8 @@ public static unsafe class Kernels
         float* _x, _xp;
         bool _accumulate;
         readonly Action<int> _body;
+
+        const long GemvChunkBytes = 128 << 10;
 
         public MatMulJob() => _body = Chunk;
 
@@ -246,7 +247,9 @@ public static unsafe class Kernels
             }
             // Enough chunks for load balance. A thread claims runs of chunks, not one at a time (WorkerPool.Take),
             // so a streaming pass can afford one per 128 KB of weights: the threads then finish within microseconds.
-            int chunks = (int)Math.Min(blocks, UsesTiles(n) ? Math.Max(1, Threads) * 32 : Math.Max(Math.Max(1, Threads) * 8, bytes / GemvChunkBytes));
+            int threads = Math.Max(1, Threads);
+            long wanted = UsesTiles(n) ? threads * 32 : Math.Max(threads * 8, bytes / GemvChunkBytes);
+            int chunks = (int)Math.Min(blocks, wanted);
             if (chunks <= 1 || Threads <= 1 || work < 32_768) chunks = 1;
             _blocks = blocks; _chunks = chunks;
             WorkerPool.For(chunks, Threads, _body);

@@ -129,6 +129,9 @@ public sealed unsafe class Weight : IDisposable
     /// <summary>Row <paramref name="r"/> widened to fp32 (embedding lookups, and the GEMM's blocks of bf16/int8 rows).</summary>
     public void ReadRow(int r, Span<float> dst)
     {
+        // The pointer overload trusts its caller: check here what the span indexer used to.
+        if ((uint)r >= (uint)Rows) throw new ArgumentOutOfRangeException(nameof(r), $"row {r} of a {Rows}-row weight");
+        if (dst.Length < Cols) throw new ArgumentException($"{dst.Length} floats cannot hold a row of {Cols}", nameof(dst));
         fixed (float* d = dst) ReadRow(r, d);
     }
 
