@@ -110,10 +110,18 @@ public static unsafe class Attention
     static float* Transpose(float* keys, int rowStride, int headDim, int n, int stride)
     {
         float* kt = Kernels.Aligned(ref _keysT, (long)headDim * stride);
+        int j0 = 0;
+        if (Avx.IsSupported)
+            // 8 keys x 8 dimensions at a time in registers: element by element, the keys' rows (4 KB apart in
+            // mt0-large's encoder) were read 64 times each, 1.5% of the encoder.
+            for (; j0 + 8 <= n; j0 += 8)
+                for (int d = 0; d + 8 <= headDim; d += 8)
+                    Kernels.Transpose8x8(keys + (long)j0 * rowStride + d, rowStride, kt + (long)d * stride + j0, stride);
         for (int d = 0; d < headDim; d++)
         {
             float* row = kt + (long)d * stride;
-            for (int j = 0; j < n; j++) row[j] = keys[(long)j * rowStride + d];
+            int from = headDim % 8 == 0 || d < headDim / 8 * 8 ? j0 : 0;
+            for (int j = from; j < n; j++) row[j] = keys[(long)j * rowStride + d];
             for (int j = n; j < stride; j++) row[j] = 0;
         }
         return kt;
