@@ -15,7 +15,6 @@ public static unsafe class Kernels
 {
     /// <summary>Worker threads for the matrix kernels (default: all cores).</summary>
     public static int Threads { get; set; } = Environment.ProcessorCount;
-    public static int Exp;
 
     // Threads take the weight's rows in whole blocks of this many (the GEMM tile height).
     const int RowBlock = TileRows;
@@ -290,8 +289,7 @@ public static unsafe class Kernels
             switch (w.Type)
             {
                 case WeightType.F32: Gemv(new F32Row(xp, shift, (float*)w.Data, k), row, w.RowBytes, y + r0, r1 - r0, accumulate); break;
-                case WeightType.BF16 when w.RowBytes <= ShortRowBytes: Gemv(new Bf16Row<Ahead4K>(xp, shift, w), row, w.RowBytes, y + r0, r1 - r0, accumulate); break;
-                case WeightType.BF16: Gemv(new Bf16Row<NotAhead>(xp, shift, w), row, w.RowBytes, y + r0, r1 - r0, accumulate); break;
+                case WeightType.BF16: Gemv(new Bf16Row(xp, shift, w), row, w.RowBytes, y + r0, r1 - r0, accumulate); break;
                 case WeightType.I8 when w.RowBytes <= ShortRowBytes: Gemv(new Q8Row<Ahead8K>(xp, k), row, w.RowBytes, y + r0, r1 - r0, accumulate); break;
                 default: Gemv(new Q8Row<NotAhead>(xp, k), row, w.RowBytes, y + r0, r1 - r0, accumulate); break;
             }
@@ -474,24 +472,31 @@ public static unsafe class Kernels
     }
 
     /// <summary>
+    /// How far ahead of its loads an fp32 or bf16 GEMV asks for the weights, with prefetchnta: on this AMD
+    /// machine a non-temporal line skips the L2 and L3 on its way in and out (the L3 is a victim cache, so each
+    /// streamed line used to be written back into it), and the hardware prefetcher no longer loses ground at
+    /// each row's end. Paired against the t0 prefetch of short rows and none on long rows: decode steps of
+    /// mt0-small bf16 -7%, mt0-base bf16 -7 to -10%, mt0-large bf16 -5%, mt0-small fp32 -25%, bloomz-560m -2%.
+    /// 2 and 8 KB ahead did no better. The int8 rows keep their t0 prefetch (nta measured 6-9% slower there).
+    /// </summary>
+    const int StreamAhead = 4096;
+
+    /// <summary>
     /// Rows of at most this many bytes are read with software prefetch ahead of the loads. Short rows
-    /// streamed at 0.8-0.9 of the bandwidth long rows reach (a 250k x 384 bf16 matrix 45 GB/s, x 1024 56 GB/s):
-    /// the hardware prefetcher lost ground at each row's end. Prefetching a few KB ahead brought them level
-    /// (bf16 x 384: -18% time, x 512: -10%; int8 x 512: -12%); on longer rows it gained nothing or cost 1-4%.
+    /// streamed at 0.8-0.9 of the bandwidth long rows reach: the hardware prefetcher lost ground at each row's
+    /// end. Prefetching a few KB ahead brought them level (int8 x 512: -12%); on longer rows it gained nothing.
     /// </summary>
     const int ShortRowBytes = 1024;
 
-    /// <summary>How far ahead of its loads a GEMV prefetches (0: not at all), as a type argument so each choice compiles to its own loop.</summary>
+    /// <summary>How far ahead of its loads an int8 GEMV prefetches (0: not at all), as a type argument so each choice compiles to its own loop.</summary>
     interface IPrefetch { static abstract int Distance { get; } }
     readonly struct NotAhead : IPrefetch { public static int Distance => 0; }
-    readonly struct Ahead4K : IPrefetch { public static int Distance => 4096; }
     readonly struct Ahead8K : IPrefetch { public static int Distance => 8192; }
 
     /// <summary>
     /// y[r] (+)= x · row r for consecutive rows <paramref name="stride"/> bytes apart, one row after another,
     /// front to back: one sequential stream per thread is what the hardware prefetcher follows best.
-    /// Interleaving four rows measured 10-30% slower on a 250k-row lm_head, as did software prefetch on
-    /// rows longer than <see cref="ShortRowBytes"/> at the time; storing
+    /// Interleaving four rows measured 10-30% slower on a 250k-row lm_head; storing
     /// four rows' results at a time (against stalls when a y store and the next row's x loads meet modulo
     /// 4 KB) was faster in isolation but slower in the model.
     /// </summary>
@@ -538,6 +543,7 @@ public static unsafe class Kernels
                 int v = 1;
                 for (; v + 4 <= full; v += 4)
                 {
+                    if (Sse.IsSupported) Ahead((byte*)(wb + 16 * v), 4);
                     a0 = Vector512.FusedMultiplyAdd(Vector512.Load(xp + 16 * v), Vector512.Load(wb + 16 * v), a0);
                     a1 = Vector512.FusedMultiplyAdd(Vector512.Load(xp + 16 * v + 16), Vector512.Load(wb + 16 * v + 16), a1);
                     a2 = Vector512.FusedMultiplyAdd(Vector512.Load(xp + 16 * v + 32), Vector512.Load(wb + 16 * v + 32), a2);
@@ -575,7 +581,7 @@ public static unsafe class Kernels
     /// outside the matrix, mask the lanes outside the row instead, so no NaN from there can leak in.
     /// Without Vector512, x is in order at the rows' shift.
     /// </summary>
-    readonly struct Bf16Row<TAhead> : IRowDot where TAhead : struct, IPrefetch
+    readonly struct Bf16Row : IRowDot
     {
         readonly float* _x;
         readonly byte* _first, _lastRow;
@@ -621,7 +627,7 @@ public static unsafe class Kernels
                 uint* end = wb + 32 * _pairs;
                 for (float* xx = xp; wb < end; wb += 32, xx += 64)
                 {
-                    if (TAhead.Distance > 0) { Sse.Prefetch0((byte*)wb + TAhead.Distance); Sse.Prefetch0((byte*)wb + TAhead.Distance + 64); }
+                    if (Sse.IsSupported) Ahead((byte*)wb, 2);
                     var v = Vector512.Load(wb);
                     a0 = Vector512.FusedMultiplyAdd(Vector512.Load(xx), Bf16Even(v), a0);
                     a1 = Vector512.FusedMultiplyAdd(Vector512.Load(xx + 16), Bf16Odd(v), a1);
@@ -706,6 +712,13 @@ public static unsafe class Kernels
             else if (Avx2.IsSupported) d += Vector256.Sum(acc);
             return d * _scale;
         }
+    }
+
+    /// <summary>Asks for the <paramref name="lines"/> cache lines <see cref="StreamAhead"/> bytes past <paramref name="p"/>, non-temporally.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal static void Ahead(byte* p, int lines)
+    {
+        for (int l = 0; l < lines; l++) Sse.PrefetchNonTemporal(p + StreamAhead + 64 * l);
     }
 
     /// <summary>The lanes' sum as a halving tree (Vector512.Sum adds four 128-bit quarters one by one: twice the ops).</summary>
