@@ -804,24 +804,27 @@ public static unsafe class Kernels
 
     /// <summary>
     /// In-place GELU, tanh approximation: 0.5·x·(1 + tanh(c·x·(1 + 0.044715·x²))), c = sqrt(2/π)
-    /// (<c>gelu_new</c> in T5; BLOOM writes c as 0.79788456). Vectorized in cache-sized chunks, which a long
-    /// prompt's activations spread over the threads (the other core would otherwise wait).
+    /// (<c>gelu_new</c> in T5; BLOOM writes c as 0.79788456), times <paramref name="gate"/> elementwise when
+    /// given (T5's gated-gelu: multiplied chunk by chunk while x is in L1, and on all threads, where a separate
+    /// pass ran on one core). Vectorized in cache-sized chunks, which a long prompt's activations spread over
+    /// the threads (the other core would otherwise wait).
     /// </summary>
-    public static void GeluTanh(Span<float> x)
+    public static void GeluTanh(Span<float> x, ReadOnlySpan<float> gate = default)
     {
+        if (!gate.IsEmpty && gate.Length != x.Length) throw new ArgumentException("the gate must be as long as x");
         int chunks = (x.Length + GeluChunk - 1) / GeluChunk;
         int parts = x.Length >= 32 * GeluChunk ? Math.Min(chunks, Threads * 8) : 1;
-        fixed (float* p = x)
-            if (parts == 1) GeluChunks(p, x.Length, 0, chunks); // a decode step's: no closure, no allocation
-            else GeluParallel((nint)p, x.Length, chunks, parts);
+        fixed (float* p = x, g = gate)
+            if (parts == 1) GeluChunks(p, g, x.Length, 0, chunks); // a decode step's: no closure, no allocation
+            else GeluParallel((nint)p, (nint)g, x.Length, chunks, parts);
     }
 
     const int GeluChunk = 512;
 
-    static void GeluParallel(nint px, int length, int chunks, int parts) =>
-        WorkerPool.For(parts, Threads, c => GeluChunks((float*)px, length, (int)((long)chunks * c / parts), (int)((long)chunks * (c + 1) / parts)));
+    static void GeluParallel(nint px, nint pg, int length, int chunks, int parts) =>
+        WorkerPool.For(parts, Threads, c => GeluChunks((float*)px, (float*)pg, length, (int)((long)chunks * c / parts), (int)((long)chunks * (c + 1) / parts)));
 
-    static void GeluChunks(float* p, int length, int from, int to)
+    static void GeluChunks(float* p, float* gate, int length, int from, int to)
     {
         Span<float> t = stackalloc float[GeluChunk];
         for (int k = from; k < to; k++)
@@ -837,6 +840,7 @@ public static unsafe class Kernels
             TensorPrimitives.Add(ts, 1f, ts);
             TensorPrimitives.Multiply(ts, 0.5f, ts);
             TensorPrimitives.Multiply(xs, ts, xs);
+            if (gate is not null) TensorPrimitives.Multiply(xs, new ReadOnlySpan<float>(gate + k * GeluChunk, xs.Length), xs);
         }
     }
 

@@ -97,4 +97,26 @@ public unsafe class KernelTests
         Assert.Equal(0x3F82, Weight.ToBF16(BitConverter.UInt32BitsToSingle(0x3F818000))); // tie → even (up)
         Assert.Equal(0x3F81, Weight.ToBF16(BitConverter.UInt32BitsToSingle(0x3F808001)));
     }
+
+    [Theory]
+    [InlineData(1000, false), InlineData(1000, true), InlineData(40_000, false), InlineData(40_000, true)] // one part, and spread over the threads
+    public void GeluTanhMatchesTheFormula(int length, bool gated)
+    {
+        var rnd = new Random(length);
+        var x = Enumerable.Range(0, length).Select(_ => (float)(rnd.NextDouble() * 8 - 4)).ToArray();
+        var gate = Enumerable.Range(0, length).Select(_ => (float)(rnd.NextDouble() * 2 - 1)).ToArray();
+        var y = x.ToArray();
+        Kernels.Threads = 2;
+        try { Kernels.GeluTanh(y, gated ? gate : default); }
+        finally { Kernels.Threads = Environment.ProcessorCount; }
+        for (int i = 0; i < length; i++)
+        {
+            double v = x[i], want = 0.5 * v * (1 + Math.Tanh(Math.Sqrt(2 / Math.PI) * v * (1 + 0.044715 * v * v))) * (gated ? gate[i] : 1);
+            Assert.True(Math.Abs(want - y[i]) < 1e-5 * (1 + Math.Abs(want)), $"[{i}] {want} vs {y[i]}");
+        }
+    }
+
+    [Fact]
+    public void GeluTanhRejectsAGateOfAnotherLength() =>
+        Assert.Throws<ArgumentException>(() => Kernels.GeluTanh(new float[8], new float[7]));
 }

@@ -173,11 +173,12 @@ public sealed unsafe class MT5Model : IGenerativeModel, IChoiceScorer
 
     // ---- forward pieces -------------------------------------------------------------------------
 
-    void Activate(Span<float> x)
+    /// <summary>x = act(x), times the gate when there is one (gated-gelu: in the same parallel pass as the GELU).</summary>
+    void Activate(Span<float> x, ReadOnlySpan<float> gate)
     {
         switch (Config.Activation)
         {
-            case "gelu_new": Kernels.GeluTanh(x); break;
+            case "gelu_new": Kernels.GeluTanh(x, gate); return;
             case "relu": TensorPrimitives.Max(x, 0f, x); break;
             default: // silu
                 var t = x.ToArray();
@@ -185,9 +186,9 @@ public sealed unsafe class MT5Model : IGenerativeModel, IChoiceScorer
                 TensorPrimitives.Multiply(x, t, x);
                 break;
         }
+        if (!gate.IsEmpty) TensorPrimitives.Multiply(x, gate, x);
     }
 
-    /// <summary>h += FFN(RMSNorm(h)) for n rows.</summary>
     void FeedForward(Block b, float[] h, int n, Scratch s)
     {
         int d = Config.DModel, ff = Config.DFf;
@@ -196,9 +197,7 @@ public sealed unsafe class MT5Model : IGenerativeModel, IChoiceScorer
         {
             if (b.Wi1 is null) Kernels.MatMul(pn, n, b.Wi0, pa);
             else Kernels.MatMul(pn, n, b.GatedWi, [(nint)pa, (nint)pg]);
-            var act = new Span<float>(pa, n * ff);
-            Activate(act);
-            if (b.Wi1 is not null) TensorPrimitives.Multiply(act, new ReadOnlySpan<float>(pg, n * ff), act);
+            Activate(new Span<float>(pa, n * ff), b.Wi1 is null ? default : new ReadOnlySpan<float>(pg, n * ff));
             Kernels.MatMul(pa, n, b.Wo, ph, accumulate: true);
         }
     }
