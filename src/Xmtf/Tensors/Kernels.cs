@@ -510,6 +510,19 @@ public static unsafe class Kernels
         }
     }
 
+    /// <summary>
+    /// Σ_r x · row r over <paramref name="rows"/> consecutive fp32 rows of k floats at p, by the fp32 GEMV's row
+    /// kernel (the bandwidth probe's read: <see cref="Benchmarking.MachineLimits.ReadBandwidthGBps"/>).
+    /// p and x 64-byte aligned, k a multiple of 16.
+    /// </summary>
+    internal static float DotRows(float* p, long rows, int k, float* x)
+    {
+        var row = new F32Row(x, 0, p, k);
+        float s = 0;
+        for (long r = 0; r < rows; r++) s += row.Dot((byte*)(p + r * k));
+        return s;
+    }
+
     /// <summary>fp32 rows; x from <see cref="PrepareGemv"/>, at the rows' <see cref="Shift"/>.</summary>
     readonly struct F32Row : IRowDot
     {
@@ -716,7 +729,7 @@ public static unsafe class Kernels
 
     /// <summary>Asks for the <paramref name="lines"/> cache lines <see cref="StreamAhead"/> bytes past <paramref name="p"/>, non-temporally.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    internal static void Ahead(byte* p, int lines)
+    static void Ahead(byte* p, int lines)
     {
         for (int l = 0; l < lines; l++) Sse.PrefetchNonTemporal(p + StreamAhead + 64 * l);
     }
