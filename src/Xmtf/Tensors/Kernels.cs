@@ -515,6 +515,7 @@ public static unsafe class Kernels
     /// kernel (the bandwidth probe's read: <see cref="Benchmarking.MachineLimits.ReadBandwidthGBps"/>).
     /// p and x 64-byte aligned, k a multiple of 16.
     /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)] // timed from its first call: no tier-0 code
     internal static float DotRows(float* p, long rows, int k, float* x)
     {
         var row = new F32Row(x, 0, p, k);
