@@ -75,29 +75,61 @@ public static unsafe class Attention
                 float* values = pv + kb;
                 int valueStride = rowStride;
                 if (all > 0 && rowStride != headDim) { values = Pack(values, rowStride, headDim, all); valueStride = headDim; }
-                for (int i = 0; i < queriesPerSeq; i++)
+                // With transposed keys, queries go four at a time: their scores and weighted sums share each load
+                // of the keys and values, and keep eight FMA chains in flight instead of four.
+                for (int i0 = 0; i0 < queriesPerSeq;)
                 {
-                    int n = keyCount(r, i);
-                    if (scores.Length < stride || scores.Length < n) _scores = scores = new float[Math.Max(Math.Max(n, stride), scores.Length * 2)];
-                    float* qi = pq + (long)(r * queriesPerSeq + i) * width + h * headDim;
-                    if (kt is not null)
-                        fixed (float* ps = scores) Scores(qi, kt, headDim, stride, (n + 15) & ~15, ps);
-                    bool any = mask is null && n > 0;
-                    if (mask is null && kt is not null) { if (scale != 1) TensorPrimitives.Multiply(scores.AsSpan(0, n), scale, scores.AsSpan(0, n)); }
-                    else
-                        for (int j = 0; j < n; j++)
+                    int group = kt is not null && queriesPerSeq - i0 >= Group ? Group : 1, most = 0;
+                    for (int g = 0; g < group; g++) most = Math.Max(most, keyCount(r, i0 + g));
+                    int rowLength = Math.Max(stride, most);
+                    if (scores.Length < group * rowLength) _scores = scores = new float[Math.Max(group * rowLength, scores.Length * 2)];
+                    fixed (float* ps = scores)
+                    {
+                        float* q0 = pq + (long)(r * queriesPerSeq + i0) * width + h * headDim;
+                        if (group == Group) Scores4(q0, width, kt, headDim, stride, (most + 15) & ~15, ps);
+                        else if (kt is not null) Scores(q0, kt, headDim, stride, (most + 15) & ~15, ps);
+                        int anyMask = 0;
+                        for (int g = 0; g < group; g++)
                         {
-                            if (mask is not null && !mask[j]) { scores[j] = float.NegativeInfinity; continue; }
-                            any = true;
-                            scores[j] = (kt is not null ? scores[j] : Dot(qi, keys + (long)j * rowStride, headDim)) * scale;
+                            int i = i0 + g, n = keyCount(r, i);
+                            float* p = ps + (long)g * stride, outp = pc + (long)(r * queriesPerSeq + i) * width + h * headDim;
+                            if (Probabilities(new Span<float>(p, rowLength), n, kt is not null, mask, scale, q0 + (long)g * width, keys, rowStride, headDim, r, h, i, bias))
+                                anyMask |= 1 << g;
+                            else new Span<float>(outp, headDim).Clear(); // nothing to attend to (left padding): zeros
+                            new Span<float>(p + n, most - n).Clear(); // keys past this query's count weigh nothing
                         }
-                    bias?.Invoke(r, h, i, scores.AsSpan(0, n)); // -inf stays -inf
-                    float* outp = pc + (long)(r * queriesPerSeq + i) * width + h * headDim;
-                    if (!any) { new Span<float>(outp, headDim).Clear(); continue; } // nothing to attend to (left padding): zeros
-                    Kernels.Softmax(scores.AsSpan(0, n));
-                    fixed (float* ps = scores) WeightedSum(ps, n, values, valueStride, headDim, outp);
+                        if (group == Group && anyMask == (1 << Group) - 1)
+                            WeightedSum4(ps, stride, most, values, valueStride, headDim, pc + (long)(r * queriesPerSeq + i0) * width + h * headDim, width);
+                        else
+                            for (int g = 0; g < group; g++)
+                                if ((anyMask & 1 << g) != 0)
+                                    WeightedSum(ps + (long)g * stride, keyCount(r, i0 + g), values, valueStride, headDim, pc + (long)(r * queriesPerSeq + i0 + g) * width + h * headDim);
+                    }
+                    i0 += group;
                 }
             }
+        }
+
+        /// <summary>
+        /// Query i's scores over its n keys in p (computed already from transposed keys, else here), scaled, masked,
+        /// biased and softmaxed in place; false when every key is masked.
+        /// </summary>
+        static bool Probabilities(Span<float> p, int n, bool computed, bool[]? mask, float scale, float* qi, float* keys, int rowStride, int headDim,
+            int r, int h, int i, ScoreBias? bias)
+        {
+            var s = p[..n];
+            bool any = mask is null && n > 0;
+            if (mask is null && computed) { if (scale != 1) TensorPrimitives.Multiply(s, scale, s); }
+            else
+                for (int j = 0; j < n; j++)
+                {
+                    if (mask is not null && !mask[j]) { s[j] = float.NegativeInfinity; continue; }
+                    any = true;
+                    s[j] = (computed ? s[j] : Dot(qi, keys + (long)j * rowStride, headDim)) * scale;
+                }
+            bias?.Invoke(r, h, i, s); // -inf stays -inf
+            if (any) Kernels.Softmax(s);
+            return any;
         }
     }
 
@@ -105,6 +137,9 @@ public static unsafe class Attention
 
     /// <summary>Queries per sequence from which a head's keys are transposed first.</summary>
     const int TransposeMinQueries = 8;
+
+    /// <summary>Queries that go through <see cref="Scores4"/> and <see cref="WeightedSum4"/> together.</summary>
+    const int Group = 4;
 
     /// <summary>n keys of one head (rows <paramref name="rowStride"/> apart) as [headDim][stride], zero past n.</summary>
     static float* Transpose(float* keys, int rowStride, int headDim, int n, int stride)
@@ -160,6 +195,18 @@ public static unsafe class Attention
             for (int d = 0; d < headDim; d++) a0 = Vector512.FusedMultiplyAdd(Vector512.Create(q[d]), Vector512.Load(kt + (long)d * stride + j), a0);
             a0.Store(scores + j);
         }
+    }
+
+    /// <summary>
+    /// <see cref="Scores"/> for four queries <paramref name="queryStride"/> floats apart, into four rows of scores
+    /// <paramref name="stride"/> apart: each key's score is the same FMA chain over d as there.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    static void Scores4(float* q, int queryStride, float* kt, int headDim, int stride, int count, float* scores)
+    {
+        int j = 0;
+        for (; j + 32 <= count; j += 32) Tile4x32(q, queryStride, headDim, kt + j, stride, scores + j, stride);
+        for (int g = 0; g < Group && j < count; g++) Scores(q + (long)g * queryStride, kt + j, headDim, stride, count - j, scores + (long)g * stride + j);
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
@@ -219,5 +266,45 @@ public static unsafe class Attention
                 if (p[j] != 0) a = MathF.FusedMultiplyAdd(values[(long)j * rowStride + d], p[j], a);
             output[d] = a;
         }
+    }
+
+    /// <summary>
+    /// <see cref="WeightedSum"/> for four queries at once: probabilities in four rows <paramref name="pStride"/> apart
+    /// over n keys, outputs <paramref name="outStride"/> apart. Each output element is the same FMA chain in key order
+    /// as there; keys a query skips there (p = 0) add 0 · v here, which changes nothing.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    static void WeightedSum4(float* p, int pStride, int n, float* values, int rowStride, int headDim, float* output, int outStride)
+    {
+        int d = 0;
+        if (Vector512.IsHardwareAccelerated)
+            for (; d + 32 <= headDim; d += 32) Tile4x32(p, pStride, n, values + d, rowStride, output + d, outStride);
+        // The rest one query at a time, in the same order.
+        if (d < headDim)
+            for (int g = 0; g < Group; g++)
+                WeightedSum(p + (long)g * pStride, n, values + d, rowStride, headDim - d, output + (long)g * outStride + d);
+    }
+
+    /// <summary>
+    /// c[g, 0..32) = Σ_{s &lt; t} a[g, s] · b[s, 0..32) for g &lt; 4 (rows of a <paramref name="aStride"/> apart, of b
+    /// <paramref name="bStride"/>, of c <paramref name="cStride"/>), each element one FMA chain in s order: eight
+    /// accumulators, each load of b shared by four rows.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    static void Tile4x32(float* a, int aStride, int t, float* b, int bStride, float* c, int cStride)
+    {
+        float* a1 = a + aStride, a2 = a1 + aStride, a3 = a2 + aStride;
+        Vector512<float> c00 = default, c01 = default, c10 = default, c11 = default, c20 = default, c21 = default, c30 = default, c31 = default;
+        for (int s = 0; s < t; s++, b += bStride)
+        {
+            var b0 = Vector512.Load(b); var b1 = Vector512.Load(b + 16);
+            var x = Vector512.Create(a[s]); c00 = Vector512.FusedMultiplyAdd(x, b0, c00); c01 = Vector512.FusedMultiplyAdd(x, b1, c01);
+            x = Vector512.Create(a1[s]); c10 = Vector512.FusedMultiplyAdd(x, b0, c10); c11 = Vector512.FusedMultiplyAdd(x, b1, c11);
+            x = Vector512.Create(a2[s]); c20 = Vector512.FusedMultiplyAdd(x, b0, c20); c21 = Vector512.FusedMultiplyAdd(x, b1, c21);
+            x = Vector512.Create(a3[s]); c30 = Vector512.FusedMultiplyAdd(x, b0, c30); c31 = Vector512.FusedMultiplyAdd(x, b1, c31);
+        }
+        float* r1 = c + cStride, r2 = r1 + cStride, r3 = r2 + cStride;
+        c00.Store(c); c01.Store(c + 16); c10.Store(r1); c11.Store(r1 + 16);
+        c20.Store(r2); c21.Store(r2 + 16); c30.Store(r3); c31.Store(r3 + 16);
     }
 }

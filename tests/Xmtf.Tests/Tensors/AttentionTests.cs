@@ -68,6 +68,33 @@ public class AttentionTests
             KvLayout.RowMajor(_ => 0, 1, headDim), 1, headDim, (_, _) => 4, _ => new bool[4], null, 1f, ctx);
         Assert.All(ctx, c => Assert.Equal(0f, c));
     }
+
+    [Fact]
+    public void QueriesInGroupsOfFourWhereSomeSeeOnlyMaskedKeys()
+    {
+        // Left padding of 5 keys, causal counts (query i sees keys 0..i): queries 0-4 attend to nothing and get
+        // zeros; the group of queries 4-7 mixes both kinds; 8-11 are a whole group.
+        const int queries = 12, headDim = 64, heads = 2, width = heads * headDim, pad = 5;
+        var rnd = new Random(7);
+        float[] Rand(int n) => Enumerable.Range(0, n).Select(_ => (float)rnd.NextDouble() * 2 - 1).ToArray();
+        var (q, k, v) = (Rand(queries * width), Rand(queries * width), Rand(queries * width));
+        var mask = Enumerable.Range(0, queries).Select(j => j >= pad).ToArray();
+        var ctx = Enumerable.Repeat(float.NaN, queries * width).ToArray();
+        Attention.Compute(q, queries, 1, k, v, KvLayout.RowMajor(_ => 0, heads, headDim), heads, headDim, (_, i) => i + 1, _ => mask, null, 0.5f, ctx);
+        for (int h = 0; h < heads; h++)
+            for (int i = 0; i < queries; i++)
+            {
+                var s = Enumerable.Range(0, i + 1).Select(j => mask[j]
+                    ? 0.5 * Enumerable.Range(0, headDim).Sum(d => (double)q[i * width + h * headDim + d] * k[j * width + h * headDim + d])
+                    : double.NegativeInfinity).ToArray();
+                double max = s.Max(), sum = s.Sum(x => Math.Exp(x - max));
+                for (int d = 0; d < headDim; d++)
+                {
+                    double want = i < pad ? 0 : Enumerable.Range(0, i + 1).Sum(j => Math.Exp(s[j] - max) / sum * v[j * width + h * headDim + d]);
+                    Assert.Equal(want, ctx[i * width + h * headDim + d], 1e-5);
+                }
+            }
+    }
 }
 
 public class KvCacheTests
