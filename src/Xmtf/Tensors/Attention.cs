@@ -77,10 +77,11 @@ public static unsafe class Attention
                 if (all > 0 && rowStride != headDim) { values = Pack(values, rowStride, headDim, all); valueStride = headDim; }
                 // With transposed keys, queries go four at a time: their scores and weighted sums share each load
                 // of the keys and values, and keep eight FMA chains in flight instead of four.
+                Span<int> counts = stackalloc int[Group]; // a group's key counts (keyCount is a delegate)
                 for (int i0 = 0; i0 < queriesPerSeq;)
                 {
                     int group = kt is not null && queriesPerSeq - i0 >= Group ? Group : 1, most = 0;
-                    for (int g = 0; g < group; g++) most = Math.Max(most, keyCount(r, i0 + g));
+                    for (int g = 0; g < group; g++) most = Math.Max(most, counts[g] = keyCount(r, i0 + g));
                     int rowLength = Math.Max(stride, most);
                     if (scores.Length < group * rowLength) _scores = scores = new float[Math.Max(group * rowLength, scores.Length * 2)];
                     fixed (float* ps = scores)
@@ -91,7 +92,7 @@ public static unsafe class Attention
                         int anyMask = 0;
                         for (int g = 0; g < group; g++)
                         {
-                            int i = i0 + g, n = keyCount(r, i);
+                            int i = i0 + g, n = counts[g];
                             float* p = ps + (long)g * stride, outp = pc + (long)(r * queriesPerSeq + i) * width + h * headDim;
                             if (Probabilities(new Span<float>(p, rowLength), n, kt is not null, mask, scale, q0 + (long)g * width, keys, rowStride, headDim, r, h, i, bias))
                                 anyMask |= 1 << g;
@@ -103,7 +104,7 @@ public static unsafe class Attention
                         else
                             for (int g = 0; g < group; g++)
                                 if ((anyMask & 1 << g) != 0)
-                                    WeightedSum(ps + (long)g * stride, keyCount(r, i0 + g), values, valueStride, headDim, pc + (long)(r * queriesPerSeq + i0 + g) * width + h * headDim);
+                                    WeightedSum(ps + (long)g * stride, counts[g], values, valueStride, headDim, pc + (long)(r * queriesPerSeq + i0 + g) * width + h * headDim);
                     }
                     i0 += group;
                 }
@@ -155,7 +156,7 @@ public static unsafe class Attention
         for (int d = 0; d < headDim; d++)
         {
             float* row = kt + (long)d * stride;
-            int from = headDim % 8 == 0 || d < headDim / 8 * 8 ? j0 : 0;
+            int from = d < headDim / 8 * 8 ? j0 : 0; // dimensions the 8 x 8 blocks covered, for their first j0 keys
             for (int j = from; j < n; j++) row[j] = keys[(long)j * rowStride + d];
             for (int j = n; j < stride; j++) row[j] = 0;
         }

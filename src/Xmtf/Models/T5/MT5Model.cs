@@ -189,6 +189,7 @@ public sealed unsafe class MT5Model : IGenerativeModel, IChoiceScorer
         if (!gate.IsEmpty) TensorPrimitives.Multiply(x, gate, x);
     }
 
+    /// <summary>h += FFN(RMSNorm(h)) for n rows.</summary>
     void FeedForward(Block b, float[] h, int n, Scratch s)
     {
         int d = Config.DModel, ff = Config.DFf;
