@@ -552,20 +552,32 @@ public static unsafe class Kernels
             {
                 float* wb = w - _shift;
                 int full = _full;
+                // Every line of the row is asked for ahead, the first and the last few too: lines left to the
+                // hardware (one in eight on rows of 2 KB) stalled the stream, mt0-small fp32 decode 1.4x slower.
+                bool ahead = Sse.IsSupported;
+                if (ahead) Ahead((byte*)wb, 1);
                 var a0 = Vector512.Load(xp) * (Vector512.Load(wb) & _head);
                 Vector512<float> a1 = default, a2 = default, a3 = default;
                 int v = 1;
                 for (; v + 4 <= full; v += 4)
                 {
-                    if (Sse.IsSupported) Ahead((byte*)(wb + 16 * v), 4);
+                    if (ahead) Ahead((byte*)(wb + 16 * v), 4);
                     a0 = Vector512.FusedMultiplyAdd(Vector512.Load(xp + 16 * v), Vector512.Load(wb + 16 * v), a0);
                     a1 = Vector512.FusedMultiplyAdd(Vector512.Load(xp + 16 * v + 16), Vector512.Load(wb + 16 * v + 16), a1);
                     a2 = Vector512.FusedMultiplyAdd(Vector512.Load(xp + 16 * v + 32), Vector512.Load(wb + 16 * v + 32), a2);
                     a3 = Vector512.FusedMultiplyAdd(Vector512.Load(xp + 16 * v + 48), Vector512.Load(wb + 16 * v + 48), a3);
                 }
-                for (; v < full; v++) a1 = Vector512.FusedMultiplyAdd(Vector512.Load(xp + 16 * v), Vector512.Load(wb + 16 * v), a1);
+                for (; v < full; v++)
+                {
+                    if (ahead) Ahead((byte*)(wb + 16 * v), 1);
+                    a1 = Vector512.FusedMultiplyAdd(Vector512.Load(xp + 16 * v), Vector512.Load(wb + 16 * v), a1);
+                }
                 // The vector holding the row's last elements lies in the same page as they do: safe to load.
-                if ((_shift + k) % 16 > 0) a2 = Vector512.FusedMultiplyAdd(Vector512.Load(xp + 16 * full), Vector512.Load(wb + 16 * full) & _end, a2);
+                if ((_shift + k) % 16 > 0)
+                {
+                    if (ahead) Ahead((byte*)(wb + 16 * full), 1);
+                    a2 = Vector512.FusedMultiplyAdd(Vector512.Load(xp + 16 * full), Vector512.Load(wb + 16 * full) & _end, a2);
+                }
                 return Sum((a0 + a1) + (a2 + a3));
             }
             float* x = xp + _shift;
@@ -653,6 +665,7 @@ public static unsafe class Kernels
             }
             for (int b = 0; b <= _last; b++)
             {
+                if (Sse.IsSupported) Ahead((byte*)(wb + 16 * b), 1);
                 var v = Vector512.Load(wb + 16 * b);
                 if (b == 0) v &= _head;
                 // The block holding the row's last elements lies in the same cache line (hence page) as they do.
