@@ -290,8 +290,7 @@ public static unsafe class Kernels
             {
                 case WeightType.F32: Gemv(new F32Row(xp, shift, (float*)w.Data, k), row, w.RowBytes, y + r0, r1 - r0, accumulate); break;
                 case WeightType.BF16: Gemv(new Bf16Row(xp, shift, w), row, w.RowBytes, y + r0, r1 - r0, accumulate); break;
-                case WeightType.I8 when w.RowBytes <= ShortRowBytes: Gemv(new Q8Row<Ahead8K>(xp, k), row, w.RowBytes, y + r0, r1 - r0, accumulate); break;
-                default: Gemv(new Q8Row<NotAhead>(xp, k), row, w.RowBytes, y + r0, r1 - r0, accumulate); break;
+                default: Gemv(new Q8Row(xp, k), row, w.RowBytes, y + r0, r1 - r0, accumulate); break;
             }
             return;
         }
@@ -472,26 +471,15 @@ public static unsafe class Kernels
     }
 
     /// <summary>
-    /// How far ahead of its loads an fp32 or bf16 GEMV asks for the weights, with prefetchnta: on this AMD
-    /// machine a non-temporal line skips the L2 and L3 on its way in and out (the L3 is a victim cache, so each
-    /// streamed line used to be written back into it), and the hardware prefetcher no longer loses ground at
-    /// each row's end. Paired against the t0 prefetch of short rows and none on long rows: decode steps of
-    /// mt0-small bf16 -7%, mt0-base bf16 -7 to -10%, mt0-large bf16 -5%, mt0-small fp32 -25%, bloomz-560m -2%.
-    /// 2 and 8 KB ahead did no better. The int8 rows keep their t0 prefetch (nta measured 6-9% slower there).
+    /// How far ahead of its loads a GEMV asks for the weights, with prefetchnta, every cache line of the stream
+    /// (a line left to the hardware prefetcher stalls it: fp32 rows of 2 KB whose first and last lines went
+    /// unasked decoded 1.4x slower). On this AMD machine a non-temporal line skips the L2 and L3 on its way in
+    /// and out (the L3 is a victim cache, so each streamed line used to be written back into it). Paired against
+    /// the t0 prefetch of short rows and none on long rows: decode steps of mt0-small bf16 -7%, mt0-base bf16 -7
+    /// to -10%, mt0-large bf16 -5%, mt0-small fp32 -25%, bloomz-560m -2%; int8 -3 to -8% once its scale lines
+    /// were asked for too (before, nta was 6-9% slower there than t0 8 KB ahead). 2 and 8 KB ahead did no better.
     /// </summary>
     const int StreamAhead = 4096;
-
-    /// <summary>
-    /// Rows of at most this many bytes are read with software prefetch ahead of the loads. Short rows
-    /// streamed at 0.8-0.9 of the bandwidth long rows reach: the hardware prefetcher lost ground at each row's
-    /// end. Prefetching a few KB ahead brought them level (int8 x 512: -12%); on longer rows it gained nothing.
-    /// </summary>
-    const int ShortRowBytes = 1024;
-
-    /// <summary>How far ahead of its loads an int8 GEMV prefetches (0: not at all), as a type argument so each choice compiles to its own loop.</summary>
-    interface IPrefetch { static abstract int Distance { get; } }
-    readonly struct NotAhead : IPrefetch { public static int Distance => 0; }
-    readonly struct Ahead8K : IPrefetch { public static int Distance => 8192; }
 
     /// <summary>
     /// y[r] (+)= x · row r for consecutive rows <paramref name="stride"/> bytes apart, one row after another,
@@ -685,7 +673,7 @@ public static unsafe class Kernels
     /// int32 (vpmaddwd), then one fp32 conversion and one FMA with the group's scale. Four vector ops per 32
     /// weights: widening the weights to fp32 took twelve per 64 and was issue-bound below the memory bandwidth.
     /// </summary>
-    readonly struct Q8Row<TAhead> : IRowDot where TAhead : struct, IPrefetch
+    readonly struct Q8Row : IRowDot
     {
         readonly short* _x;
         readonly float _scale;
@@ -708,13 +696,14 @@ public static unsafe class Kernels
             for (int g0 = 0; g0 < _groups; g0 += Weight.BlockGroups, row += Weight.BlockBytes)
             {
                 float* scales = (float*)row;
+                if (Sse.IsSupported) Ahead(row, 1); // the scale line
                 sbyte* q = (sbyte*)(row + 64);
                 int n = Math.Min(Weight.BlockGroups, _groups - g0), g = 0;
                 if (Avx512BW.IsSupported)
                 {
                     for (; g + 2 <= n; g += 2, q += 64, x += 64)
                     {
-                        if (TAhead.Distance > 0) Sse.Prefetch0(q + TAhead.Distance);
+                        Ahead((byte*)q, 1);
                         var p0 = Avx512BW.MultiplyAddAdjacent(Avx512BW.ConvertToVector512Int16(Vector256.Load(q)), Vector512.Load(x));
                         var p1 = Avx512BW.MultiplyAddAdjacent(Avx512BW.ConvertToVector512Int16(Vector256.Load(q + 32)), Vector512.Load(x + 32));
                         a0 = Vector512.FusedMultiplyAdd(Avx512F.ConvertToVector512Single(p0), Vector512.Create(scales[g]), a0);
