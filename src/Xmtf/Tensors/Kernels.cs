@@ -471,15 +471,21 @@ public static unsafe class Kernels
     }
 
     /// <summary>
-    /// How far ahead of its loads a GEMV asks for the weights, with prefetchnta, every cache line of the stream
-    /// (a line left to the hardware prefetcher stalls it: fp32 rows of 2 KB whose first and last lines went
-    /// unasked decoded 1.4x slower). On this AMD machine a non-temporal line skips the L2 and L3 on its way in
+    /// How far ahead of its loads an fp32 or bf16 GEMV asks for the weights, with prefetchnta, every cache line of
+    /// the stream (a line left to the hardware prefetcher stalls it: fp32 rows of 2 KB whose first and last lines
+    /// went unasked decoded 1.4x slower). On this AMD machine a non-temporal line skips the L2 and L3 on its way in
     /// and out (the L3 is a victim cache, so each streamed line used to be written back into it). Paired against
     /// the t0 prefetch of short rows and none on long rows: decode steps of mt0-small bf16 -7%, mt0-base bf16 -7
-    /// to -10%, mt0-large bf16 -5%, mt0-small fp32 -25%, bloomz-560m -2%; int8 -3 to -8% once its scale lines
-    /// were asked for too (before, nta was 6-9% slower there than t0 8 KB ahead). 2 and 8 KB ahead did no better.
+    /// to -10%, mt0-large bf16 -5%, mt0-small fp32 -25%, bloomz-560m -2%. 2 and 8 KB ahead did no better.
     /// </summary>
     const int StreamAhead = 4096;
+
+    /// <summary>
+    /// How far ahead an int8 GEMV asks for its rows, with prefetcht0, every line (a block's scale line too), rows
+    /// of any length. Paired decode steps: 3-8% faster than t0 on rows up to 1 KB only (one line in nine unasked)
+    /// and none on longer rows; nta 4 KB ahead, as fp32 and bf16 do, was 3-6% slower than this on int8.
+    /// </summary>
+    const int Int8Ahead = 8192;
 
     /// <summary>
     /// y[r] (+)= x · row r for consecutive rows <paramref name="stride"/> bytes apart, one row after another,
@@ -696,14 +702,14 @@ public static unsafe class Kernels
             for (int g0 = 0; g0 < _groups; g0 += Weight.BlockGroups, row += Weight.BlockBytes)
             {
                 float* scales = (float*)row;
-                if (Sse.IsSupported) Ahead(row, 1); // the scale line
+                if (Sse.IsSupported) Sse.Prefetch0(row + Int8Ahead); // the scale line
                 sbyte* q = (sbyte*)(row + 64);
                 int n = Math.Min(Weight.BlockGroups, _groups - g0), g = 0;
                 if (Avx512BW.IsSupported)
                 {
                     for (; g + 2 <= n; g += 2, q += 64, x += 64)
                     {
-                        Ahead((byte*)q, 1);
+                        Sse.Prefetch0(q + Int8Ahead);
                         var p0 = Avx512BW.MultiplyAddAdjacent(Avx512BW.ConvertToVector512Int16(Vector256.Load(q)), Vector512.Load(x));
                         var p1 = Avx512BW.MultiplyAddAdjacent(Avx512BW.ConvertToVector512Int16(Vector256.Load(q + 32)), Vector512.Load(x + 32));
                         a0 = Vector512.FusedMultiplyAdd(Avx512F.ConvertToVector512Single(p0), Vector512.Create(scales[g]), a0);
