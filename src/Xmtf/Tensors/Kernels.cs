@@ -702,7 +702,7 @@ public static unsafe class Kernels
             for (int g0 = 0; g0 < _groups; g0 += Weight.BlockGroups, row += Weight.BlockBytes)
             {
                 float* scales = (float*)row;
-                if (Sse.IsSupported) Sse.Prefetch0(row + Int8Ahead); // the scale line
+                if (Sse.IsSupported) Sse.Prefetch0(row + Int8Ahead); // with the values' below: every line of the stream
                 sbyte* q = (sbyte*)(row + 64);
                 int n = Math.Min(Weight.BlockGroups, _groups - g0), g = 0;
                 if (Avx512BW.IsSupported)
