@@ -207,7 +207,8 @@ public static unsafe class Attention
     {
         int j = 0;
         for (; j + 32 <= count; j += 32) Tile4x32(q, queryStride, headDim, kt + j, stride, scores + j, stride);
-        for (int g = 0; g < Group && j < count; g++) Scores(q + (long)g * queryStride, kt + j, headDim, stride, count - j, scores + (long)g * stride + j);
+        if (j < count)
+            for (int g = 0; g < Group; g++) Scores(q + (long)g * queryStride, kt + j, headDim, stride, count - j, scores + (long)g * stride + j);
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
