@@ -188,9 +188,7 @@ public sealed class Scheduler : IDisposable
             if (row.Reason is not null) { b.Tokens[r] = d.PadTokenId; continue; }
             var o = row.Job.Request.Options;
             var raw = logits.Slice(r * vocab, vocab);
-            raw.CopyTo(b.Scratch);
-            LogitsProcessors.Apply(b.Scratch, row.History, b.Steps, o, d, numBeams: 1);
-            int token = o.DoSample ? LogitsProcessors.SampleToken(b.Scratch, o, row.Job.Rng) : TensorPrimitives.IndexOfMax(b.Scratch);
+            int token = LogitsProcessors.NextToken(raw, b.Scratch, row.History, b.Steps, o, d, row.Job.Rng);
             b.Tokens[r] = token;
             row.History.Add(token);
             row.Generated.Add(token);

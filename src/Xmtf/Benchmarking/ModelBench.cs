@@ -182,7 +182,7 @@ public static class ModelBench
                 sw.Restart();
                 for (int s = 0; s < o.NewTokens; s++)
                 {
-                    for (int i = 0; i < rows; i++) tokens[i] = TensorPrimitives.IndexOfMax(logits.Slice(i * vocab, vocab));
+                    for (int i = 0; i < rows; i++) tokens[i] = Kernels.IndexOfMax(logits.Slice(i * vocab, vocab));
                     logits = session.Step(tokens);
                 }
                 double decode = sw.Elapsed.TotalSeconds;

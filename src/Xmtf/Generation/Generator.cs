@@ -1,4 +1,3 @@
-using System.Numerics.Tensors;
 using System.Runtime.CompilerServices;
 using System.Threading.Channels;
 
@@ -74,9 +73,7 @@ public static class Generator
                 for (int r = 0; r < rows; r++)
                 {
                     if (reason[r] is not null) { tokens[r] = d.PadTokenId; continue; }
-                    logits.Slice(r * vocab, vocab).CopyTo(scratch);
-                    LogitsProcessors.Apply(scratch, history[r], step, o, d, numBeams: 1);
-                    tokens[r] = o.DoSample ? LogitsProcessors.SampleToken(scratch, o, rng) : TensorPrimitives.IndexOfMax(scratch);
+                    tokens[r] = LogitsProcessors.NextToken(logits.Slice(r * vocab, vocab), scratch, history[r], step, o, d, rng);
                 }
                 bool allDone = true;
                 for (int r = 0; r < rows; r++)

@@ -18,6 +18,7 @@ public static class LogitsProcessors
     /// <param name="numBeams">beams per prompt (top-k and top-p keep at least 2 tokens in beam search)</param>
     public static void Apply(Span<float> scores, IReadOnlyList<int> ids, int newTokens, GenerationOptions o, GenerationDefaults d, int numBeams)
     {
+        if (!ChangesScores(o, newTokens)) return;
         if (o.RepetitionPenalty != 1f)
             foreach (var id in ids.Distinct())
             {
@@ -41,6 +42,23 @@ public static class LogitsProcessors
             foreach (var e in d.EosTokenIds)
                 if ((uint)e < (uint)scores.Length) scores[e] = float.NegativeInfinity;
         if (o.DoSample) Warp(scores, o, minKeep: numBeams > 1 ? 2 : 1);
+    }
+
+    /// <summary>Whether <see cref="Apply"/> may change a score at this step (else the logits can be used as they are).</summary>
+    static bool ChangesScores(GenerationOptions o, int newTokens) =>
+        o.RepetitionPenalty != 1f || o.NoRepeatNgramSize > 0 || newTokens < o.MinNewTokens || o.DoSample;
+
+    /// <summary>
+    /// The next token of one row of a greedy or sampling generation: the processors (and warpers) applied to a copy
+    /// of <paramref name="logits"/> in <paramref name="scratch"/>, then a sample or the best. When none would change
+    /// a score, the best of the logits themselves, over the threads (<see cref="Tensors.Kernels.IndexOfMax"/>).
+    /// </summary>
+    public static int NextToken(ReadOnlySpan<float> logits, Span<float> scratch, IReadOnlyList<int> ids, int newTokens, GenerationOptions o, GenerationDefaults d, Random rng)
+    {
+        if (!ChangesScores(o, newTokens)) return Tensors.Kernels.IndexOfMax(logits);
+        logits.CopyTo(scratch);
+        Apply(scratch, ids, newTokens, o, d, numBeams: 1);
+        return o.DoSample ? SampleToken(scratch, o, rng) : TensorPrimitives.IndexOfMax(scratch);
     }
 
     static void Warp(Span<float> scores, GenerationOptions o, int minKeep)

@@ -116,6 +116,33 @@ public unsafe class KernelTests
         }
     }
 
+    /// <summary>Split over the threads, the argmax must still be the one of a single pass: first of equals, first NaN, +0 above -0.</summary>
+    [Theory]
+    [InlineData("random"), InlineData("tie across parts"), InlineData("tie in the last part"), InlineData("NaN in the last part"),
+     InlineData("NaN in both parts"), InlineData("signed zeros"), InlineData("all -inf")]
+    public void IndexOfMaxMatchesOnePass(string kind)
+    {
+        const int n = 250_112, half = n / 2;
+        var rnd = new Random(kind.Length);
+        var x = Enumerable.Range(0, n).Select(_ => (float)(rnd.NextDouble() * 20 - 10)).ToArray();
+        switch (kind)
+        {
+            case "tie across parts": x[half + 7] = 50; x[half - 3] = 50; break;
+            case "tie in the last part": x[n - 1] = 50; x[half + 1] = 50; break;
+            case "NaN in the last part": x[half + 9] = float.NaN; x[3] = 50; break;
+            case "NaN in both parts": x[half + 9] = float.NaN; x[half - 9] = float.NaN; break;
+            case "signed zeros": Array.Fill(x, -1f); x[half - 5] = -0f; x[half + 5] = 0f; break;
+            case "all -inf": Array.Fill(x, float.NegativeInfinity); break;
+        }
+        int want = System.Numerics.Tensors.TensorPrimitives.IndexOfMax<float>(x);
+        foreach (var threads in new[] { 1, 2, 3 })
+        {
+            Kernels.Threads = threads;
+            try { Assert.Equal(want, Kernels.IndexOfMax(x)); }
+            finally { Kernels.Threads = Environment.ProcessorCount; }
+        }
+    }
+
     [Fact]
     public void GeluTanhRejectsAGateOfAnotherLength() =>
         Assert.Throws<ArgumentException>(() => Kernels.GeluTanh(new float[8], new float[7]));
