@@ -143,6 +143,29 @@ public unsafe class KernelTests
         }
     }
 
+    /// <summary>Vectors of every length class (tails of 1-63 floats, under and over the split), with ties, NaN, infinities and zeros.</summary>
+    [Fact]
+    public void IndexOfMaxMatchesTensorPrimitivesOnRandomVectors()
+    {
+        var rnd = new Random(5);
+        for (int t = 0; t < 600; t++)
+        {
+            int n = t % 3 == 0 ? rnd.Next(1, 200) : rnd.Next(1, 140_000);
+            var x = Enumerable.Range(0, n).Select(_ => (float)(rnd.NextDouble() * 20 - 10)).ToArray();
+            switch (t % 6)
+            {
+                case 1: for (int j = 0; j < 3; j++) x[rnd.Next(n)] = 10; break;
+                case 2: x[rnd.Next(n)] = float.NaN; break;
+                case 3: x[rnd.Next(n)] = t % 4 == 3 ? float.PositiveInfinity : float.NegativeInfinity; break;
+                case 4: Array.Fill(x, -1f); x[rnd.Next(n)] = 0f; x[rnd.Next(n)] = -0f; break;
+                case 5: for (int i = 0; i < n; i++) x[i] = MathF.Round(x[i]); break;
+            }
+            Kernels.Threads = 1 + t % 3;
+            try { Assert.Equal(System.Numerics.Tensors.TensorPrimitives.IndexOfMax<float>(x), Kernels.IndexOfMax(x)); }
+            finally { Kernels.Threads = Environment.ProcessorCount; }
+        }
+    }
+
     [Fact]
     public void GeluTanhRejectsAGateOfAnotherLength() =>
         Assert.Throws<ArgumentException>(() => Kernels.GeluTanh(new float[8], new float[7]));
