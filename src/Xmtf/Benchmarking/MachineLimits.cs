@@ -22,11 +22,15 @@ public static unsafe class MachineLimits
     /// </summary>
     public static double ReadBandwidthGBps(int threads, IReadOnlyList<(nint Start, long Bytes)> regions, int passes)
     {
-        // Each region in the kernels' chunks: 8 per thread, at least 1 MB each.
+        // Pieces of at most 2 MB, so that the threads end a pass together: a thread's claimed run cannot be taken
+        // back (see WorkerPool). With a sixteenth of each region a piece, the lm_head's were 32-64 MB, a thread that
+        // had claimed the last of them read them alone while the other waited, and fp32 decoding came out at
+        // 1.02-1.16 of the "limit": in paired rounds these pieces read mt0-large fp32's weights 1.34x as fast
+        // (quartiles 1.00-1.75), mt0-small fp32's 1.09x, mt0-small bf16's 1.01x.
         var pieces = new List<(nint Start, long Bytes)>();
         foreach (var (start, bytes) in regions)
         {
-            long count = Math.Clamp(bytes >> 20, 1, threads * 8);
+            long count = Math.Max(1, (bytes + ProbePiece - 1) / ProbePiece);
             for (long c = 0; c < count; c++)
             {
                 // From a 64-byte boundary, as the GEMVs read (in-place tensors start at any 8-byte offset);
@@ -65,6 +69,7 @@ public static unsafe class MachineLimits
     }
 
     const int ProbeVector = 1024; // floats, a power of two
+    const long ProbePiece = 2 << 20;
 
     /// <summary>
     /// Peak fp32 GFLOP/s of <paramref name="threads"/> threads running independent FMA chains in registers, at
