@@ -301,9 +301,16 @@ public static unsafe class Kernels
             return;
         }
         float* s = w.Type == WeightType.F32 ? null : Aligned(ref _scratch, 4 * k);
+        // Each weight byte is still read once per call, and left to the hardware prefetcher the rows streamed at a
+        // third to a half of the bandwidth: every line of the 4 rows StreamAhead (or 4 rows, if more) further on is
+        // asked for as this block starts. 250k x 512 rows, 2 threads: fp32 n=2 20.3 -> 7.5 ms, n=4 15.7 -> 10.4,
+        // n=8 26.8 -> 18.7; bf16 n=2 7.6 -> 6.4, n=4 11-13 -> 8.5, n=8 16.2 -> 13.3 (1, 2 or 4 blocks ahead: no better).
+        long block = 4 * w.RowBytes, ahead = Math.Max(StreamAhead, block);
         for (int r = r0; r < r1; r += 4)
         {
             int nr = Math.Min(4, r1 - r);
+            if (Sse.IsSupported)
+                for (byte* p = w.Row(r) + ahead, end = p + block; p < end; p += 64) Sse.PrefetchNonTemporal(p);
             float* rows = (float*)w.Data + (long)r * k;
             if (w.Type != WeightType.F32) { Widen(w, r, nr, s); rows = s; }
             int i = 0;
