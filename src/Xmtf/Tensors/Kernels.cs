@@ -54,7 +54,7 @@ public static unsafe class Kernels
             prep = Aligned(ref _prep, shift + k + 64);
             SplitEvenOdd(x, prep, k, shift);
         }
-        else if (n == 1 && ws[0].Type == WeightType.I8) prep = QuantizeX(x, k);
+        else if (QuantizesX(n, ws[0].Type)) prep = QuantizeX(x, n, k);
         else if (n == 1) prep = PrepareGemv(x, k, shift);
         else if (UsesTiles(n))
         {
@@ -93,25 +93,42 @@ public static unsafe class Kernels
     }
 
     /// <summary>
-    /// x for the int8 GEMV as int16 with one scale for the whole vector, max|x|/32767 (15 bits: finer than
-    /// q8_0's 7 bits per 32, and the dot products stay in integers until each group's scale): the scale in the
-    /// first float, the values from the 64th byte on. A vector holding inf or NaN gets a NaN scale, so the
-    /// products come out NaN, as in fp32.
+    /// Whether an int8 product takes x quantized (<see cref="QuantizeX"/>) and runs the single-row kernel once per
+    /// input row: one row, and the few rows of a decoding batch or of beam search, so that a row decodes to the same
+    /// logits alone or in a batch. Widening the weights to fp32 for 4x4 tiles instead took 4.4x the single row's time
+    /// for 2 rows (mt0-small's lm_head); re-reading a 128 KB chunk from L2 for each further row costs far less.
+    /// Prompts (the GEMM) widen the weights.
     /// </summary>
-    static float* QuantizeX(float* x, int k)
+    static bool QuantizesX(int n, WeightType type) => type == WeightType.I8 && n < GemmMinRows;
+
+    /// <summary>Floats from one quantized x row to the next (<see cref="QuantizeX"/>): a line of header, the values, whole lines.</summary>
+    static int QuantizedStride(int k) => 16 + (k / 2 + 15) / 16 * 16;
+
+    /// <summary>
+    /// The n rows of x for the int8 GEMV, each as int16 with one scale for the whole row, max|x|/32767 (15 bits:
+    /// finer than q8_0's 7 bits per 32, and the dot products stay in integers until each group's scale): a row's
+    /// scale in its first float, its values from its 64th byte on, rows <see cref="QuantizedStride"/> floats apart.
+    /// A row holding inf or NaN gets a NaN scale, so its products come out NaN, as in fp32.
+    /// </summary>
+    static float* QuantizeX(float* x, int n, int k)
     {
-        float* p = Aligned(ref _prep, 16 + k / 2 + 16);
-        short* q = (short*)(p + 16);
-        var xs = new ReadOnlySpan<float>(x, k);
-        float max = TensorPrimitives.MaxMagnitude(xs) is var m && float.IsFinite(m) ? MathF.Abs(m) : float.NaN;
-        float inv = max is 0 or float.NaN ? 0 : 32767f / max;
-        p[0] = max / 32767f;
-        int i = 0;
-        if (Avx512F.IsSupported)
-            for (; i + 16 <= k; i += 16) // rounds to nearest even, as MathF.Round
-                Avx512F.ConvertToVector256Int16(Avx512F.ConvertToVector512Int32(Vector512.Load(x + i) * inv)).Store(q + i);
-        for (; i < k; i++) q[i] = (short)MathF.Round(x[i] * inv);
-        return p;
+        int stride = QuantizedStride(k);
+        float* p0 = Aligned(ref _prep, (long)n * stride);
+        for (int r = 0; r < n; r++, x += k)
+        {
+            float* p = p0 + (long)r * stride;
+            short* q = (short*)(p + 16);
+            var xs = new ReadOnlySpan<float>(x, k);
+            float max = TensorPrimitives.MaxMagnitude(xs) is var m && float.IsFinite(m) ? MathF.Abs(m) : float.NaN;
+            float inv = max is 0 or float.NaN ? 0 : 32767f / max;
+            p[0] = max / 32767f;
+            int i = 0;
+            if (Avx512F.IsSupported)
+                for (; i + 16 <= k; i += 16) // rounds to nearest even, as MathF.Round
+                    Avx512F.ConvertToVector256Int16(Avx512F.ConvertToVector512Int32(Vector512.Load(x + i) * inv)).Store(q + i);
+            for (; i < k; i++) q[i] = (short)MathF.Round(x[i] * inv);
+        }
+        return p0;
     }
 
     /// <summary>Whether a bf16 GEMV takes x split evens-then-odds (<see cref="SplitEvenOdd"/>): with Vector512, rows of two blocks or more.</summary>
@@ -298,6 +315,13 @@ public static unsafe class Kernels
         if (UsesTiles(n))
         {
             GemmTiles(xp, n, w, y, r0, r1, accumulate);
+            return;
+        }
+        if (QuantizesX(n, w.Type))
+        {
+            // Row by row of x over this chunk of weight rows: the first pass streams it, the others find it in L2.
+            for (int i = 0; i < n; i++)
+                Gemv(new Q8Row(xp + (long)i * QuantizedStride(k), k), w.Row(r0), w.RowBytes, y + (long)i * m + r0, r1 - r0, accumulate);
             return;
         }
         float* s = w.Type == WeightType.F32 ? null : Aligned(ref _scratch, 4 * k);

@@ -20,8 +20,8 @@ public unsafe class KernelTests
             // The reference uses the weight as stored (rounded to bf16 / int8), read back row by row.
             var stored = new float[m * k];
             for (int r = 0; r < m; r++) w.ReadRow(r, stored.AsSpan(r * k, k));
-            // A single input row against int8 weights (decoding) is quantized to int16.
-            var xr = w.Type == WeightType.I8 && n == 1 ? Q16(x) : x;
+            // Fewer than 16 input rows against int8 weights (decoding, a batch, beams) are quantized to int16, row by row.
+            var xr = w.Type == WeightType.I8 && n < 16 ? Q16(x, k) : x;
             var y = Enumerable.Repeat(1f, n * m).ToArray();
             foreach (var threads in new[] { 1, 2 })
             {
@@ -43,12 +43,34 @@ public unsafe class KernelTests
         Kernels.Threads = Environment.ProcessorCount;
     }
 
-    /// <summary>x as the int8 GEMV quantizes it: int16, one scale max|x|/32767 for the vector.</summary>
-    static float[] Q16(float[] x)
+    /// <summary>A few rows against int8 weights (a decoding batch, beams) get, each, exactly what the row gets alone.</summary>
+    [Theory]
+    [InlineData(2, 512, 300), InlineData(5, 96, 70), InlineData(15, 1024, 40)]
+    public void Int8RowsInABatchMatchTheRowAlone(int n, int k, int m)
     {
-        float max = x.Max(Math.Abs), inv = max == 0 ? 0 : 32767f / max;
-        return x.Select(v => MathF.Round(v * inv) * (max / 32767f)).ToArray();
+        var rnd = new Random(n + k + m);
+        var x = Enumerable.Range(0, n * k).Select(_ => (float)(rnd.NextDouble() - 0.5) * (1 + _ / k)).ToArray();
+        var wf = Enumerable.Range(0, m * k).Select(_ => (float)(rnd.NextDouble() - 0.5)).ToArray();
+        using var w = Weight.FromF32(wf, m, k, WeightType.I8);
+        var batch = new float[n * m];
+        var alone = new float[m];
+        fixed (float* px = x, pb = batch, pa = alone)
+        {
+            Kernels.MatMul(px, n, w, pb);
+            for (int i = 0; i < n; i++)
+            {
+                Kernels.MatMul(px + i * k, 1, w, pa);
+                Assert.Equal(alone, batch.AsSpan(i * m, m).ToArray());
+            }
+        }
     }
+
+    /// <summary>x as the int8 GEMV quantizes it: int16, one scale max|x|/32767 for each row of k.</summary>
+    static float[] Q16(float[] x, int k) => x.Chunk(k).SelectMany(row =>
+    {
+        float max = row.Max(Math.Abs), inv = max == 0 ? 0 : 32767f / max;
+        return row.Select(v => MathF.Round(v * inv) * (max / 32767f));
+    }).ToArray();
 
     /// <summary>Tensors used in place from a file start at any 8-byte offset: the GEMVs read from the boundary before, masked.</summary>
     [Theory]
