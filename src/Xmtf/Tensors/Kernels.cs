@@ -45,17 +45,14 @@ public static unsafe class Kernels
         foreach (var w in ws)
             if (w.Cols != k || w.Type != ws[0].Type) throw new ArgumentException("the weights of one MatMul must have the same width and type");
         float* prep = null;
-        int shift = n == 1 ? Shift(ws[0]) : 0;
-        if (n == 1 && ws[0].Type == WeightType.BF16 && SplitsX(k))
+        var type = ws[0].Type;
+        int shift = RowByRow(n, type) ? Shift(ws[0]) : 0;
+        if (RowByRow(n, type))
         {
-            // bf16 pairs read as one uint32 widen with a shift (even element) and a mask (odd element) when
-            // x is stored evens-then-odds per 32: two ops per 16 weights instead of four. The blocks of 32
-            // start at the rows' 64-byte boundary, `shift` elements before each row.
-            prep = Aligned(ref _prep, shift + k + 64);
-            SplitEvenOdd(x, prep, k, shift);
+            int stride = PreparedStride(type, k, shift);
+            prep = Aligned(ref _prep, (long)n * stride);
+            for (int i = 0; i < n; i++) PrepareRow(type, x + (long)i * k, prep + (long)i * stride, k, shift);
         }
-        else if (QuantizesX(n, ws[0].Type)) prep = QuantizeX(x, n, k);
-        else if (n == 1) prep = PrepareGemv(x, k, shift);
         else if (UsesTiles(n))
         {
             prep = Aligned(ref _prep, (n + TileCols - 1) / TileCols * TileCols * k);
@@ -78,57 +75,61 @@ public static unsafe class Kernels
     }
 
     /// <summary>
-    /// x for the fp32 GEMV (and bf16 without Vector512), in a zeroed 64-byte aligned buffer at <paramref name="shift"/> (the
-    /// weight rows' offset from a 64-byte boundary, see <see cref="Shift"/>), so the kernels read x and w
-    /// in aligned vectors that start together.
+    /// Whether the product runs a single-row GEMV once per input row, each row prepared for its kernel
+    /// (<see cref="PrepareRow"/>): one row always, and the few rows (under 16) of a decoding batch or of beam search
+    /// against int8 weights, so that such a row decodes to the same logits alone or in a batch (x quantized per row).
+    /// Over each chunk of weight rows the first input row streams the chunk and the others find it in L2.
+    /// mt0-small's lm_head on 2 threads, ms for 1, 2, 4 and 8 rows: int8 2.0, 3.2, 6.1, 11.9 this way, and 1.7 (one
+    /// row), 7.4, 9.1, 12.1 with the rows widened to fp32 for 4x4 tiles. bf16 came out 5-11% faster this way for 2
+    /// rows in whole decode steps but 7-26% slower for 4, and keeps the tiles, as fp32 does (its rows need no
+    /// widening) and as prompts of 16 rows or more do (the GEMM).
     /// </summary>
-    static float* PrepareGemv(float* x, int k, int shift)
+    static bool RowByRow(int n, WeightType type) => n == 1 || type == WeightType.I8 && n < GemmMinRows;
+
+    /// <summary>Floats from one prepared input row to the next (<see cref="PrepareRow"/>), whole cache lines.</summary>
+    static int PreparedStride(WeightType type, int k, int shift) => type switch
     {
-        int span = (shift + k + 63) & ~63;
-        float* p = Aligned(ref _prep, span);
-        new Span<float>(p, shift).Clear();
-        new ReadOnlySpan<float>(x, k).CopyTo(new Span<float>(p + shift, k));
-        new Span<float>(p + shift + k, span - shift - k).Clear();
-        return p;
+        WeightType.I8 => 16 + (k / 2 + 15) / 16 * 16,
+        WeightType.BF16 when SplitsX(k) => (shift + k + 64 + 15) & ~15,
+        _ => (shift + k + 63) & ~63,
+    };
+
+    /// <summary>One input row x[k] at dst as the single-row kernel for <paramref name="type"/> reads it.</summary>
+    static void PrepareRow(WeightType type, float* x, float* dst, int k, int shift)
+    {
+        if (type == WeightType.I8) QuantizeX(x, dst, k);
+        // bf16 pairs read as one uint32 widen with a shift (even element) and a mask (odd element) when x is stored
+        // evens-then-odds per 32: two ops per 16 weights instead of four. The blocks of 32 start at the rows'
+        // 64-byte boundary, `shift` elements before each row.
+        else if (type == WeightType.BF16 && SplitsX(k)) SplitEvenOdd(x, dst, k, shift);
+        else
+        {
+            // fp32 (and bf16 without Vector512): in order, zeros around, at the weight rows' offset from a 64-byte
+            // boundary (see Shift), so the kernels read x and w in aligned vectors that start together.
+            int span = PreparedStride(type, k, shift);
+            new Span<float>(dst, shift).Clear();
+            new ReadOnlySpan<float>(x, k).CopyTo(new Span<float>(dst + shift, k));
+            new Span<float>(dst + shift + k, span - shift - k).Clear();
+        }
     }
 
     /// <summary>
-    /// Whether an int8 product takes x quantized (<see cref="QuantizeX"/>) and runs the single-row kernel once per
-    /// input row: one row, and the few rows of a decoding batch or of beam search, so that a row decodes to the same
-    /// logits alone or in a batch. Widening the weights to fp32 for 4x4 tiles instead took 4.4x the single row's time
-    /// for 2 rows (mt0-small's lm_head); re-reading a 128 KB chunk from L2 for each further row costs far less.
-    /// Prompts (the GEMM) widen the weights.
+    /// x for the int8 GEMV as int16 with one scale for the whole row, max|x|/32767 (15 bits: finer than q8_0's 7 bits
+    /// per 32, and the dot products stay in integers until each group's scale): the scale in the first float, the
+    /// values from the 64th byte on. A row holding inf or NaN gets a NaN scale, so its products come out NaN, as in fp32.
     /// </summary>
-    static bool QuantizesX(int n, WeightType type) => type == WeightType.I8 && n < GemmMinRows;
-
-    /// <summary>Floats from one quantized x row to the next (<see cref="QuantizeX"/>): a line of header, the values, whole lines.</summary>
-    static int QuantizedStride(int k) => 16 + (k / 2 + 15) / 16 * 16;
-
-    /// <summary>
-    /// The n rows of x for the int8 GEMV, each as int16 with one scale for the whole row, max|x|/32767 (15 bits:
-    /// finer than q8_0's 7 bits per 32, and the dot products stay in integers until each group's scale): a row's
-    /// scale in its first float, its values from its 64th byte on, rows <see cref="QuantizedStride"/> floats apart.
-    /// A row holding inf or NaN gets a NaN scale, so its products come out NaN, as in fp32.
-    /// </summary>
-    static float* QuantizeX(float* x, int n, int k)
+    static void QuantizeX(float* x, float* p, int k)
     {
-        int stride = QuantizedStride(k);
-        float* p0 = Aligned(ref _prep, (long)n * stride);
-        for (int r = 0; r < n; r++, x += k)
-        {
-            float* p = p0 + (long)r * stride;
-            short* q = (short*)(p + 16);
-            var xs = new ReadOnlySpan<float>(x, k);
-            float max = TensorPrimitives.MaxMagnitude(xs) is var m && float.IsFinite(m) ? MathF.Abs(m) : float.NaN;
-            float inv = max is 0 or float.NaN ? 0 : 32767f / max;
-            p[0] = max / 32767f;
-            int i = 0;
-            if (Avx512F.IsSupported)
-                for (; i + 16 <= k; i += 16) // rounds to nearest even, as MathF.Round
-                    Avx512F.ConvertToVector256Int16(Avx512F.ConvertToVector512Int32(Vector512.Load(x + i) * inv)).Store(q + i);
-            for (; i < k; i++) q[i] = (short)MathF.Round(x[i] * inv);
-        }
-        return p0;
+        short* q = (short*)(p + 16);
+        var xs = new ReadOnlySpan<float>(x, k);
+        float max = TensorPrimitives.MaxMagnitude(xs) is var m && float.IsFinite(m) ? MathF.Abs(m) : float.NaN;
+        float inv = max is 0 or float.NaN ? 0 : 32767f / max;
+        p[0] = max / 32767f;
+        int i = 0;
+        if (Avx512F.IsSupported)
+            for (; i + 16 <= k; i += 16) // rounds to nearest even, as MathF.Round
+                Avx512F.ConvertToVector256Int16(Avx512F.ConvertToVector512Int32(Vector512.Load(x + i) * inv)).Store(q + i);
+        for (; i < k; i++) q[i] = (short)MathF.Round(x[i] * inv);
     }
 
     /// <summary>Whether a bf16 GEMV takes x split evens-then-odds (<see cref="SplitEvenOdd"/>): with Vector512, rows of two blocks or more.</summary>
@@ -301,27 +302,25 @@ public static unsafe class Kernels
     static void MatMulRows(float* x, float* xp, int shift, int n, Weight w, float* y, int r0, int r1, bool accumulate)
     {
         int k = w.Cols, m = w.Rows;
-        if (n == 1)
+        if (RowByRow(n, w.Type))
         {
-            byte* row = w.Row(r0);
-            switch (w.Type)
+            int stride = PreparedStride(w.Type, k, shift);
+            for (int i = 0; i < n; i++)
             {
-                case WeightType.F32: Gemv(new F32Row(xp, shift, (float*)w.Data, k), row, w.RowBytes, y + r0, r1 - r0, accumulate); break;
-                case WeightType.BF16: Gemv(new Bf16Row(xp, shift, w), row, w.RowBytes, y + r0, r1 - r0, accumulate); break;
-                default: Gemv(new Q8Row(xp, k), row, w.RowBytes, y + r0, r1 - r0, accumulate); break;
+                float* xi = xp + (long)i * stride, yi = y + (long)i * m + r0;
+                byte* row = w.Row(r0);
+                switch (w.Type)
+                {
+                    case WeightType.F32: Gemv(new F32Row(xi, shift, (float*)w.Data, k), row, w.RowBytes, yi, r1 - r0, accumulate); break;
+                    case WeightType.BF16: Gemv(new Bf16Row(xi, shift, w), row, w.RowBytes, yi, r1 - r0, accumulate); break;
+                    default: Gemv(new Q8Row(xi, k), row, w.RowBytes, yi, r1 - r0, accumulate); break;
+                }
             }
             return;
         }
         if (UsesTiles(n))
         {
             GemmTiles(xp, n, w, y, r0, r1, accumulate);
-            return;
-        }
-        if (QuantizesX(n, w.Type))
-        {
-            // Row by row of x over this chunk of weight rows: the first pass streams it, the others find it in L2.
-            for (int i = 0; i < n; i++)
-                Gemv(new Q8Row(xp + (long)i * QuantizedStride(k), k), w.Row(r0), w.RowBytes, y + (long)i * m + r0, r1 - r0, accumulate);
             return;
         }
         float* s = w.Type == WeightType.F32 ? null : Aligned(ref _scratch, 4 * k);
@@ -550,7 +549,7 @@ public static unsafe class Kernels
         return s;
     }
 
-    /// <summary>fp32 rows; x from <see cref="PrepareGemv"/>, at the rows' <see cref="Shift"/>.</summary>
+    /// <summary>fp32 rows; x from <see cref="PrepareRow"/>, at the rows' <see cref="Shift"/>.</summary>
     readonly struct F32Row : IRowDot
     {
         readonly float* _x;
