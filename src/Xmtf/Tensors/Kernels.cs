@@ -79,10 +79,10 @@ public static unsafe class Kernels
     /// (<see cref="PrepareRow"/>): one row always, and the few rows (under 16) of a decoding batch or of beam search
     /// against int8 weights, so that such a row decodes to the same logits alone or in a batch (x quantized per row).
     /// Over each chunk of weight rows the first input row streams the chunk and the others find it in L2.
-    /// mt0-small's lm_head on 2 threads, ms for 1, 2, 4 and 8 rows: int8 2.0, 3.2, 6.1, 11.9 this way, and 1.7 (one
-    /// row), 7.4, 9.1, 12.1 with the rows widened to fp32 for 4x4 tiles. bf16 came out 5-11% faster this way for 2
-    /// rows in whole decode steps but 7-26% slower for 4, and keeps the tiles, as fp32 does (its rows need no
-    /// widening) and as prompts of 16 rows or more do (the GEMM).
+    /// mt0-small's lm_head on 2 threads, int8, ms for 1, 2, 4 and 8 rows: 2.0, 3.2, 6.1, 11.9 this way; 7.4, 9.1 and
+    /// 12.1 for 2, 4 and 8 rows widened to fp32 for 4x4 tiles. bf16 came out 5-11% faster this way for 2 rows in
+    /// whole decode steps but 7-26% slower for 4, and keeps the tiles, as fp32 does (its rows need no widening) and as
+    /// prompts of 16 rows or more do (the GEMM).
     /// </summary>
     static bool RowByRow(int n, WeightType type) => n == 1 || type == WeightType.I8 && n < GemmMinRows;
 
