@@ -46,9 +46,10 @@ public static unsafe class Kernels
             if (w.Cols != k || w.Type != ws[0].Type) throw new ArgumentException("the weights of one MatMul must have the same width and type");
         float* prep = null;
         var type = ws[0].Type;
-        int shift = RowByRow(n, type) ? Shift(ws[0]) : 0;
+        int shift = 0;
         if (RowByRow(n, type))
         {
+            shift = Shift(ws[0]);
             int stride = PreparedStride(type, k, shift);
             prep = Aligned(ref _prep, (long)n * stride);
             for (int i = 0; i < n; i++) PrepareRow(type, x + (long)i * k, prep + (long)i * stride, k, shift);
@@ -305,10 +306,10 @@ public static unsafe class Kernels
         if (RowByRow(n, w.Type))
         {
             int stride = PreparedStride(w.Type, k, shift);
+            byte* row = w.Row(r0);
             for (int i = 0; i < n; i++)
             {
                 float* xi = xp + (long)i * stride, yi = y + (long)i * m + r0;
-                byte* row = w.Row(r0);
                 switch (w.Type)
                 {
                     case WeightType.F32: Gemv(new F32Row(xi, shift, (float*)w.Data, k), row, w.RowBytes, yi, r1 - r0, accumulate); break;
@@ -946,7 +947,7 @@ public static unsafe class Kernels
             if (!float.IsFinite(p[i])) return TensorPrimitives.IndexOfMax(new ReadOnlySpan<float>(p, n));
             max = Math.Max(max, p[i]);
         }
-        if (Sum(finite) != 0 || max == 0 || !float.IsFinite(max)) return TensorPrimitives.IndexOfMax(new ReadOnlySpan<float>(p, n));
+        if (Sum(finite) != 0 || max == 0) return TensorPrimitives.IndexOfMax(new ReadOnlySpan<float>(p, n));
         var target = Vector512.Create(max);
         for (i = 0; i + 16 <= n; i += 16)
             if (Vector512.Equals(Vector512.Load(p + i), target).ExtractMostSignificantBits() is var hits and not 0)
