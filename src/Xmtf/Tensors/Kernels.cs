@@ -47,7 +47,7 @@ public static unsafe class Kernels
         float* prep = null;
         var type = ws[0].Type;
         int shift = 0;
-        if (RowByRow(n, type))
+        if (RowByRow(n, type, k))
         {
             shift = Shift(ws[0]);
             int stride = PreparedStride(type, k, shift);
@@ -76,16 +76,18 @@ public static unsafe class Kernels
     }
 
     /// <summary>
-    /// Whether the product runs a single-row GEMV once per input row, each row prepared for its kernel
-    /// (<see cref="PrepareRow"/>): one row always, and the few rows (under 16) of a decoding batch or of beam search
-    /// against int8 weights, so that such a row decodes to the same logits alone or in a batch (x quantized per row).
-    /// Over each chunk of weight rows the first input row streams the chunk and the others find it in L2.
-    /// mt0-small's lm_head on 2 threads, int8, ms for 1, 2, 4 and 8 rows: 2.0, 3.2, 6.1, 11.9 this way; 7.4, 9.1 and
-    /// 12.1 for 2, 4 and 8 rows widened to fp32 for 4x4 tiles. bf16 came out 5-11% faster this way for 2 rows in
-    /// whole decode steps but 7-26% slower for 4, and keeps the tiles, as fp32 does (its rows need no widening) and as
-    /// prompts of 16 rows or more do (the GEMM).
+    /// Whether the product runs the single-row kernels, each input row prepared for its kernel (<see cref="PrepareRow"/>):
+    /// one row always, and the few rows (under 16) of a decoding batch or of beam search against int8 or (with
+    /// Vector512) bf16 weights, so that such a row decodes to the same logits alone or in a batch. int8 runs the
+    /// single-row kernel once per input row over each chunk of weight rows (the first input row streams the chunk, the
+    /// others find it in L2); bf16 widens each weight row once per 4 input rows (<see cref="Bf16Row.DotRows"/>).
+    /// mt0-small's lm_head on 2 threads, ms for 1, 2, 4 and 8 rows: int8 2.0, 3.2, 6.1, 11.9 this way (7.4, 9.1 and
+    /// 12.1 for 2, 4 and 8 rows widened to fp32 for 4x4 tiles); bf16 3.6, 3.9-4.1, 5.0-5.4, 9.1-9.2
+    /// this way (6.6-6.8, 8.2-9.2, 13.2-14.1 in the tiles). fp32 keeps the tiles (its rows need no
+    /// widening), as prompts of 16 rows or more keep the GEMM.
     /// </summary>
-    static bool RowByRow(int n, WeightType type) => n == 1 || type == WeightType.I8 && n < GemmMinRows;
+    static bool RowByRow(int n, WeightType type, int k) =>
+        n == 1 || n < GemmMinRows && (type == WeightType.I8 || type == WeightType.BF16 && SplitsX(k));
 
     /// <summary>Floats from one prepared input row to the next (<see cref="PrepareRow"/>), whole cache lines.</summary>
     static int PreparedStride(WeightType type, int k, int shift) => type switch
@@ -295,18 +297,37 @@ public static unsafe class Kernels
 
     /// <summary>
     /// Output columns [r0, r1) for all n input rows. One input row (decoding) streams each weight row
-    /// once, widening bf16/int8 in registers. A few rows (a decoding batch) widen 4 weight rows at a time
-    /// and run a 4x4 register tile of dot products, still reading each weight byte once per call. Many
+    /// once, widening bf16/int8 in registers, and so do a few rows (a decoding batch) against int8 or bf16
+    /// (see <see cref="RowByRow"/>). A few fp32 rows run 4x4 register tiles of dot products (so do bf16 rows
+    /// without Vector512, widened 4 weight rows at a time), still reading each weight byte once per call. Many
     /// rows (encoder, prompt) are compute bound: see <see cref="GemmTiles"/>.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     static void MatMulRows(float* x, float* xp, int shift, int n, Weight w, float* y, int r0, int r1, bool accumulate)
     {
         int k = w.Cols, m = w.Rows;
-        if (RowByRow(n, w.Type))
+        if (RowByRow(n, w.Type, k))
         {
             int stride = PreparedStride(w.Type, k, shift);
             byte* row = w.Row(r0);
+            if (w.Type == WeightType.BF16 && n > 1)
+            {
+                var bf16 = new Bf16Row(xp, shift, w);
+                for (int r = r0; r < r1; r++, row += w.RowBytes)
+                {
+                    float* yr = y + r;
+                    int i = 0;
+                    for (; i + 4 <= n; i += 4) bf16.DotRows(row, xp + (long)i * stride, stride, 4, yr + (long)i * m, m, accumulate);
+                    float* xi = xp + (long)i * stride, yi = yr + (long)i * m;
+                    switch (n - i)
+                    {
+                        case 3: bf16.DotRows(row, xi, stride, 3, yi, m, accumulate); break;
+                        case 2: bf16.DotRows(row, xi, stride, 2, yi, m, accumulate); break;
+                        case 1: float d = bf16.Dot(row, xi); *yi = accumulate ? *yi + d : d; break;
+                    }
+                }
+                return;
+            }
             for (int i = 0; i < n; i++)
             {
                 float* xi = xp + (long)i * stride, yi = y + (long)i * m + r0;
@@ -328,7 +349,7 @@ public static unsafe class Kernels
         // Each weight byte is still read once per call, and left to the hardware prefetcher the rows streamed at a
         // third to a half of the bandwidth: every line of the 4 rows StreamAhead (or 4 rows, if more) further on is
         // asked for as this block starts. 250k x 512 rows, 2 threads: fp32 n=2 20.3 -> 7.5 ms, n=4 15.7 -> 10.4,
-        // n=8 26.8 -> 18.7; bf16 n=2 7.6 -> 6.4, n=4 11-13 -> 8.5, n=8 16.2 -> 13.3 (1, 2 or 4 blocks ahead: no better).
+        // n=8 26.8 -> 18.7 (1, 2 or 4 blocks ahead: no better).
         long block = 4 * w.RowBytes, ahead = Math.Max(StreamAhead, block);
         for (int r = r0; r < r1; r += 4)
         {
@@ -652,10 +673,13 @@ public static unsafe class Kernels
         }
 
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        public float Dot(byte* row)
+        public float Dot(byte* row) => Dot(row, _x);
+
+        /// <summary>The row's dot product with another input row prepared alike.</summary>
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public float Dot(byte* row, float* xp)
         {
             ushort* w = (ushort*)row;
-            float* xp = _x;
             if (!SplitsX(_k))
             {
                 float* x = xp + _shift;
@@ -702,6 +726,59 @@ public static unsafe class Kernels
             for (int e = 32 * (_last + 1) - _shift; e < _k; e++) d += xp[e + _shift] * BitConverter.UInt32BitsToSingle((uint)w[e] << 16);
             return d;
         }
+
+        /// <summary>
+        /// y[i * ystride] (+)= the row's dot product with each of <paramref name="g"/> (2 to 4, a constant at the call
+        /// site, so the unused rows' code folds away) input rows, prepared alike <paramref name="stride"/> floats apart:
+        /// each block of weights is widened once for all of them, and each sum runs in <see cref="Dot(byte*, float*)"/>'s
+        /// order, so every input row gets exactly what it gets alone.
+        /// </summary>
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public void DotRows(byte* row, float* xp, long stride, int g, float* y, long ystride, bool accumulate)
+        {
+            if (_pairs == 0 || row == _first || row == _lastRow)
+            {
+                for (int i = 0; i < g; i++)
+                {
+                    float d = Dot(row, xp + i * stride);
+                    y[i * ystride] = accumulate ? y[i * ystride] + d : d;
+                }
+                return;
+            }
+            uint* wb = (uint*)((ushort*)row - _shift), end = wb + 32 * _pairs;
+            float* x0 = xp, x1 = xp + stride, x2 = xp + 2 * stride, x3 = xp + 3 * stride;
+            Vector512<float> a00 = default, a01 = default, a02 = default, a03 = default, a10 = default, a11 = default, a12 = default, a13 = default;
+            Vector512<float> a20 = default, a21 = default, a22 = default, a23 = default, a30 = default, a31 = default, a32 = default, a33 = default;
+            for (long o = 0; wb < end; wb += 32, o += 64)
+            {
+                Ahead((byte*)wb, 2);
+                var v = Vector512.Load(wb);
+                var e0 = Bf16Even(v); var d0 = Bf16Odd(v);
+                v = Vector512.Load(wb + 16);
+                var e1 = Bf16Even(v); var d1 = Bf16Odd(v);
+                a00 = Vector512.FusedMultiplyAdd(Vector512.Load(x0 + o), e0, a00); a01 = Vector512.FusedMultiplyAdd(Vector512.Load(x0 + o + 16), d0, a01);
+                a02 = Vector512.FusedMultiplyAdd(Vector512.Load(x0 + o + 32), e1, a02); a03 = Vector512.FusedMultiplyAdd(Vector512.Load(x0 + o + 48), d1, a03);
+                a10 = Vector512.FusedMultiplyAdd(Vector512.Load(x1 + o), e0, a10); a11 = Vector512.FusedMultiplyAdd(Vector512.Load(x1 + o + 16), d0, a11);
+                a12 = Vector512.FusedMultiplyAdd(Vector512.Load(x1 + o + 32), e1, a12); a13 = Vector512.FusedMultiplyAdd(Vector512.Load(x1 + o + 48), d1, a13);
+                if (g > 2)
+                {
+                    a20 = Vector512.FusedMultiplyAdd(Vector512.Load(x2 + o), e0, a20); a21 = Vector512.FusedMultiplyAdd(Vector512.Load(x2 + o + 16), d0, a21);
+                    a22 = Vector512.FusedMultiplyAdd(Vector512.Load(x2 + o + 32), e1, a22); a23 = Vector512.FusedMultiplyAdd(Vector512.Load(x2 + o + 48), d1, a23);
+                }
+                if (g > 3)
+                {
+                    a30 = Vector512.FusedMultiplyAdd(Vector512.Load(x3 + o), e0, a30); a31 = Vector512.FusedMultiplyAdd(Vector512.Load(x3 + o + 16), d0, a31);
+                    a32 = Vector512.FusedMultiplyAdd(Vector512.Load(x3 + o + 32), e1, a32); a33 = Vector512.FusedMultiplyAdd(Vector512.Load(x3 + o + 48), d1, a33);
+                }
+            }
+            Put(y, Sum((a00 + a01) + (a02 + a03)), accumulate);
+            Put(y + ystride, Sum((a10 + a11) + (a12 + a13)), accumulate);
+            if (g > 2) Put(y + 2 * ystride, Sum((a20 + a21) + (a22 + a23)), accumulate);
+            if (g > 3) Put(y + 3 * ystride, Sum((a30 + a31) + (a32 + a33)), accumulate);
+        }
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        static void Put(float* y, float d, bool accumulate) => *y = accumulate ? *y + d : d;
     }
 
     /// <summary>

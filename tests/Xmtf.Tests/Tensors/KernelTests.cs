@@ -43,25 +43,54 @@ public unsafe class KernelTests
         Kernels.Threads = Environment.ProcessorCount;
     }
 
-    /// <summary>A few rows against int8 weights (a decoding batch, beams) get, each, exactly what the row gets alone.</summary>
+    /// <summary>
+    /// A few rows against int8 or bf16 weights (a decoding batch, beams) get, each, exactly what the row gets alone,
+    /// bf16 weights used in place from any 2-byte offset too (offset in bytes past a 64-byte boundary).
+    /// </summary>
     [Theory]
-    [InlineData(2, 512, 300), InlineData(5, 96, 70), InlineData(15, 1024, 40)]
-    public void Int8RowsInABatchMatchTheRowAlone(int n, int k, int m)
+    [InlineData(WeightType.I8, 2, 512, 300), InlineData(WeightType.I8, 5, 96, 70), InlineData(WeightType.I8, 15, 1024, 40)]
+    [InlineData(WeightType.BF16, 2, 512, 300), InlineData(WeightType.BF16, 5, 96, 70), InlineData(WeightType.BF16, 15, 1024, 40)]
+    [InlineData(WeightType.BF16, 8, 64, 9), InlineData(WeightType.BF16, 4, 100, 33), InlineData(WeightType.BF16, 7, 96, 37, 34)]
+    [InlineData(WeightType.BF16, 9, 1024, 20, 8), InlineData(WeightType.BF16, 3, 160, 11, 2)]
+    public void RowsInABatchMatchTheRowAlone(WeightType type, int n, int k, int m, int offset = -1)
     {
         var rnd = new Random(n + k + m);
         var x = Enumerable.Range(0, n * k).Select(_ => (float)(rnd.NextDouble() - 0.5) * (1 + _ / k)).ToArray();
         var wf = Enumerable.Range(0, m * k).Select(_ => (float)(rnd.NextDouble() - 0.5)).ToArray();
-        using var w = Weight.FromF32(wf, m, k, WeightType.I8);
-        var batch = new float[n * m];
-        var alone = new float[m];
-        fixed (float* px = x, pb = batch, pa = alone)
+        using var made = Weight.FromF32(wf, m, k, type);
+        long bytes = made.ByteCount;
+        byte* raw = (byte*)System.Runtime.InteropServices.NativeMemory.AlignedAlloc((nuint)bytes + 128, 64);
+        try
         {
-            Kernels.MatMul(px, n, w, pb);
-            for (int i = 0; i < n; i++)
+            new Span<byte>(raw, (int)bytes + 128).Fill(0xFF); // NaN around the rows
+            Buffer.MemoryCopy(made.Data, raw + Math.Max(offset, 0), bytes, bytes);
+            using var placed = offset < 0 ? null : Weight.InPlace(m, k, type, raw + offset);
+            var w = placed ?? made;
+            var batch = new float[n * m];
+            var alone = new float[m];
+            foreach (var threads in new[] { 1, 2 })
             {
-                Kernels.MatMul(px + i * k, 1, w, pa);
-                Assert.Equal(alone, batch.AsSpan(i * m, m).ToArray());
+                Kernels.Threads = threads;
+                foreach (var accumulate in new[] { false, true })
+                {
+                    Array.Fill(batch, 0.5f);
+                    fixed (float* px = x, pb = batch, pa = alone)
+                    {
+                        Kernels.MatMul(px, n, w, pb, accumulate);
+                        for (int i = 0; i < n; i++)
+                        {
+                            Array.Fill(alone, 0.5f);
+                            Kernels.MatMul(px + i * k, 1, w, pa, accumulate);
+                            Assert.Equal(alone, batch.AsSpan(i * m, m).ToArray());
+                        }
+                    }
+                }
             }
+        }
+        finally
+        {
+            System.Runtime.InteropServices.NativeMemory.AlignedFree(raw);
+            Kernels.Threads = Environment.ProcessorCount;
         }
     }
 
