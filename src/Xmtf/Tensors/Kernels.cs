@@ -77,8 +77,8 @@ public static unsafe class Kernels
 
     /// <summary>
     /// Whether the product runs the single-row kernels, each input row prepared for its kernel (<see cref="PrepareRow"/>):
-    /// one row always, and the few rows (under 16) of a decoding batch or of beam search against int8 or (with
-    /// Vector512) bf16 weights, so that such a row decodes to the same logits alone or in a batch. int8 runs the
+    /// one row always, and the few rows (under 16) of a decoding batch or of beam search against int8 or bf16
+    /// weights, so that such a row decodes to the same logits alone or in a batch. int8 runs the
     /// single-row kernel once per input row over each chunk of weight rows (the first input row streams the chunk, the
     /// others find it in L2); bf16 widens each weight row once per 4 input rows (<see cref="Bf16Row.DotRows"/>).
     /// mt0-small's lm_head on 2 threads, ms for 1, 2, 4 and 8 rows: int8 2.0, 3.2, 6.1, 11.9 this way (7.4, 9.1 and
@@ -87,7 +87,7 @@ public static unsafe class Kernels
     /// widening), as prompts of 16 rows or more keep the GEMM.
     /// </summary>
     static bool RowByRow(int n, WeightType type, int k) =>
-        n == 1 || n < GemmMinRows && (type == WeightType.I8 || type == WeightType.BF16 && SplitsX(k));
+        n == 1 || n < GemmMinRows && type != WeightType.F32;
 
     /// <summary>Floats from one prepared input row to the next (<see cref="PrepareRow"/>), whole cache lines.</summary>
     static int PreparedStride(WeightType type, int k, int shift) => type switch
@@ -312,20 +312,7 @@ public static unsafe class Kernels
             byte* row = w.Row(r0);
             if (w.Type == WeightType.BF16 && n > 1)
             {
-                var bf16 = new Bf16Row(xp, shift, w);
-                for (int r = r0; r < r1; r++, row += w.RowBytes)
-                {
-                    float* yr = y + r;
-                    int i = 0;
-                    for (; i + 4 <= n; i += 4) bf16.DotRows(row, xp + (long)i * stride, stride, 4, yr + (long)i * m, m, accumulate);
-                    float* xi = xp + (long)i * stride, yi = yr + (long)i * m;
-                    switch (n - i)
-                    {
-                        case 3: bf16.DotRows(row, xi, stride, 3, yi, m, accumulate); break;
-                        case 2: bf16.DotRows(row, xi, stride, 2, yi, m, accumulate); break;
-                        case 1: float d = bf16.Dot(row, xi); *yi = accumulate ? *yi + d : d; break;
-                    }
-                }
+                Bf16Rows(new Bf16Row(xp, shift, w), xp, stride, n, row, w.RowBytes, y + r0, m, r1 - r0, accumulate);
                 return;
             }
             for (int i = 0; i < n; i++)
@@ -376,6 +363,29 @@ public static unsafe class Kernels
                         float d = Dot(xi, rows + (long)j * k, k);
                         yi[j] = accumulate ? yi[j] + d : d;
                     }
+            }
+        }
+    }
+
+    /// <summary>
+    /// y[i * m + r] (+)= prepared input row i · weight row r for <paramref name="rows"/> consecutive bf16 rows, each
+    /// widened once per 4 input rows (<see cref="Bf16Row.DotRows"/>). Its own method: inside MatMulRows the JIT ran
+    /// out of inlining budget and left the row kernels as calls (2 rows without AVX-512 took 10x as long).
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    static void Bf16Rows(Bf16Row bf16, float* xp, int stride, int n, byte* row, long rowBytes, float* y, int m, int rows, bool accumulate)
+    {
+        for (int r = 0; r < rows; r++, row += rowBytes)
+        {
+            float* yr = y + r;
+            int i = 0;
+            for (; i + 4 <= n; i += 4) bf16.DotRows(row, xp + (long)i * stride, stride, 4, yr + (long)i * m, m, accumulate);
+            float* xi = xp + (long)i * stride, yi = yr + (long)i * m;
+            switch (n - i)
+            {
+                case 3: bf16.DotRows(row, xi, stride, 3, yi, m, accumulate); break;
+                case 2: bf16.DotRows(row, xi, stride, 2, yi, m, accumulate); break;
+                case 1: float d = bf16.Dot(row, xi); *yi = accumulate ? *yi + d : d; break;
             }
         }
     }
@@ -736,7 +746,7 @@ public static unsafe class Kernels
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
         public void DotRows(byte* row, float* xp, long stride, int g, float* y, long ystride, bool accumulate)
         {
-            if (_pairs == 0 || row == _first || row == _lastRow)
+            if (_pairs == 0 || row == _first || row == _lastRow || !SplitsX(_k))
             {
                 for (int i = 0; i < g; i++)
                 {
