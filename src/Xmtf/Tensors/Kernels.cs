@@ -47,7 +47,7 @@ public static unsafe class Kernels
         float* prep = null;
         var type = ws[0].Type;
         int shift = 0;
-        if (RowByRow(n, type, k))
+        if (RowByRow(n))
         {
             shift = Shift(ws[0]);
             int stride = PreparedStride(type, k, shift);
@@ -76,18 +76,15 @@ public static unsafe class Kernels
     }
 
     /// <summary>
-    /// Whether the product runs the single-row kernels, each input row prepared for its kernel (<see cref="PrepareRow"/>):
-    /// one row always, and the few rows (under 16) of a decoding batch or of beam search against int8 or bf16
-    /// weights, so that such a row decodes to the same logits alone or in a batch. int8 runs the
-    /// single-row kernel once per input row over each chunk of weight rows (the first input row streams the chunk, the
-    /// others find it in L2); bf16 widens each weight row once per 4 input rows (<see cref="Bf16Row.DotRows"/>).
-    /// mt0-small's lm_head on 2 threads, ms for 1, 2, 4 and 8 rows: int8 2.0, 3.2, 6.1, 11.9 this way (7.4, 9.1 and
-    /// 12.1 for 2, 4 and 8 rows widened to fp32 for 4x4 tiles); bf16 3.6, 3.9-4.1, 5.0-5.4, 9.1-9.2
-    /// this way (6.6-6.8, 8.2-9.2, 13.2-14.1 in the tiles). fp32 keeps the tiles (its rows need no
-    /// widening), as prompts of 16 rows or more keep the GEMM.
+    /// Whether the product runs the row kernels (<see cref="Rows"/>), each input row prepared for its kernel
+    /// (<see cref="PrepareRow"/>): one row (decoding) and the few rows (under 16) of a decoding batch or of beam search,
+    /// in every format. Each weight row is read, and widened, once per 4 input rows, and each input row's sums run in
+    /// the single-row order, so a row decodes to the same logits alone or in a batch. A 250k x 512 lm_head on 2
+    /// threads, ms for 1, 2, 4 and 8 rows, in one minute of the host: fp32 12.9, 11.4, 12.3, 13.8 (19.9 for 8 rows in
+    /// the 4x4 tiles this replaced); bf16 5.8, 5.8, 6.8, 9.7 (13.2-14.1 for 8 in the tiles); int8 3.1, 3.0, 3.5, 6.8
+    /// (12.9 for 8 with the single-row kernel run once per input row). 16 rows or more are compute bound: the GEMM.
     /// </summary>
-    static bool RowByRow(int n, WeightType type, int k) =>
-        n == 1 || n < GemmMinRows && type != WeightType.F32;
+    static bool RowByRow(int n) => n < GemmMinRows;
 
     /// <summary>Floats from one prepared input row to the next (<see cref="PrepareRow"/>), whole cache lines.</summary>
     static int PreparedStride(WeightType type, int k, int shift) => type switch
@@ -296,34 +293,24 @@ public static unsafe class Kernels
     }
 
     /// <summary>
-    /// Output columns [r0, r1) for all n input rows. One input row (decoding) streams each weight row
-    /// once, widening bf16/int8 in registers, and so do a few rows (a decoding batch) against int8 or bf16
-    /// (see <see cref="RowByRow"/>). A few fp32 rows run 4x4 register tiles of dot products (so do bf16 rows
-    /// without Vector512, widened 4 weight rows at a time), still reading each weight byte once per call. Many
-    /// rows (encoder, prompt) are compute bound: see <see cref="GemmTiles"/>.
+    /// Output columns [r0, r1) for all n input rows. Up to 15 input rows (decoding, a batch, beams) stream each
+    /// weight row once, widening bf16/int8 in registers (see <see cref="RowByRow"/>). More rows (encoder, prompt)
+    /// are compute bound: see <see cref="GemmTiles"/>; without Vector512 they run 4x4 register tiles of dot products
+    /// (bf16/int8 widened 4 weight rows at a time).
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     static void MatMulRows(float* x, float* xp, int shift, int n, Weight w, float* y, int r0, int r1, bool accumulate)
     {
         int k = w.Cols, m = w.Rows;
-        if (RowByRow(n, w.Type, k))
+        if (RowByRow(n))
         {
-            int stride = PreparedStride(w.Type, k, shift);
+            int stride = PreparedStride(w.Type, k, shift), rows = r1 - r0;
             byte* row = w.Row(r0);
-            if (w.Type == WeightType.BF16 && n > 1)
+            switch (w.Type)
             {
-                Bf16Rows(new Bf16Row(xp, shift, w), xp, stride, n, row, w.RowBytes, y + r0, m, r1 - r0, accumulate);
-                return;
-            }
-            for (int i = 0; i < n; i++)
-            {
-                float* xi = xp + (long)i * stride, yi = y + (long)i * m + r0;
-                switch (w.Type)
-                {
-                    case WeightType.F32: Gemv(new F32Row(xi, shift, (float*)w.Data, k), row, w.RowBytes, yi, r1 - r0, accumulate); break;
-                    case WeightType.BF16: Gemv(new Bf16Row(xi, shift, w), row, w.RowBytes, yi, r1 - r0, accumulate); break;
-                    default: Gemv(new Q8Row(xi, k), row, w.RowBytes, yi, r1 - r0, accumulate); break;
-                }
+                case WeightType.F32: Rows(new F32Row(shift, (float*)w.Data, k), xp, stride, n, row, w.RowBytes, y + r0, m, rows, accumulate); break;
+                case WeightType.BF16: Rows(new Bf16Row(shift, w), xp, stride, n, row, w.RowBytes, y + r0, m, rows, accumulate); break;
+                default: Rows(new Q8Row(k), xp, stride, n, row, w.RowBytes, y + r0, m, rows, accumulate); break;
             }
             return;
         }
@@ -333,10 +320,8 @@ public static unsafe class Kernels
             return;
         }
         float* s = w.Type == WeightType.F32 ? null : Aligned(ref _scratch, 4 * k);
-        // Each weight byte is still read once per call, and left to the hardware prefetcher the rows streamed at a
-        // third to a half of the bandwidth: every line of the 4 rows StreamAhead (or 4 rows, if more) further on is
-        // asked for as this block starts. 250k x 512 rows, 2 threads: fp32 n=2 20.3 -> 7.5 ms, n=4 15.7 -> 10.4,
-        // n=8 26.8 -> 18.7 (1, 2 or 4 blocks ahead: no better).
+        // Left to the hardware prefetcher the rows streamed at a third to a half of the bandwidth: every line of the
+        // 4 rows StreamAhead (or 4 rows, if more) further on is asked for as this block starts.
         long block = 4 * w.RowBytes, ahead = Math.Max(StreamAhead, block);
         for (int r = r0; r < r1; r += 4)
         {
@@ -363,29 +348,6 @@ public static unsafe class Kernels
                         float d = Dot(xi, rows + (long)j * k, k);
                         yi[j] = accumulate ? yi[j] + d : d;
                     }
-            }
-        }
-    }
-
-    /// <summary>
-    /// y[i * m + r] (+)= prepared input row i · weight row r for <paramref name="rows"/> consecutive bf16 rows, each
-    /// widened once per 4 input rows (<see cref="Bf16Row.DotRows"/>). Its own method: inside MatMulRows the JIT ran
-    /// out of inlining budget and left the row kernels as calls (2 rows without AVX-512 took 10x as long).
-    /// </summary>
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    static void Bf16Rows(Bf16Row bf16, float* xp, int stride, int n, byte* row, long rowBytes, float* y, int m, int rows, bool accumulate)
-    {
-        for (int r = 0; r < rows; r++, row += rowBytes)
-        {
-            float* yr = y + r;
-            int i = 0;
-            for (; i + 4 <= n; i += 4) bf16.DotRows(row, xp + (long)i * stride, stride, 4, yr + (long)i * m, m, accumulate);
-            float* xi = xp + (long)i * stride, yi = yr + (long)i * m;
-            switch (n - i)
-            {
-                case 3: bf16.DotRows(row, xi, stride, 3, yi, m, accumulate); break;
-                case 2: bf16.DotRows(row, xi, stride, 2, yi, m, accumulate); break;
-                case 1: float d = bf16.Dot(row, xi); *yi = accumulate ? *yi + d : d; break;
             }
         }
     }
@@ -527,10 +489,29 @@ public static unsafe class Kernels
         return (int)offset / elem;
     }
 
-    /// <summary>One GEMV row's dot product with the prepared x, given the row's address.</summary>
+    /// <summary>A weight row's dot products with input rows prepared for its kernel (<see cref="PrepareRow"/>).</summary>
     interface IRowDot
     {
-        float Dot(byte* row);
+        /// <summary>The row's dot product with the input row at x.</summary>
+        float Dot(byte* row, float* x);
+
+        /// <summary>
+        /// y[i * ystride] (+)= the row's dot product with each of <paramref name="g"/> (2 to 4, a constant at the
+        /// call site, so that the unused rows' code folds away) input rows <paramref name="stride"/> floats apart:
+        /// the weights are read, and widened, once for all of them, and each sum runs in <see cref="Dot"/>'s order,
+        /// so that every input row gets exactly what it gets alone.
+        /// </summary>
+        void Dots(byte* row, float* x, long stride, int g, float* y, long ystride, bool accumulate);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static void Put(float* y, float d, bool accumulate) => *y = accumulate ? *y + d : d;
+
+    /// <summary>Each of g input rows against the row alone: for rows and machines that the shared loops do not cover.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static void DotsOneByOne<T>(T kernel, byte* row, float* x, long stride, int g, float* y, long ystride, bool accumulate) where T : struct, IRowDot
+    {
+        for (int i = 0; i < g; i++) Put(y + i * ystride, kernel.Dot(row, x + i * stride), accumulate);
     }
 
     /// <summary>
@@ -551,19 +532,32 @@ public static unsafe class Kernels
     const int Int8Ahead = 8192;
 
     /// <summary>
-    /// y[r] (+)= x · row r for consecutive rows <paramref name="stride"/> bytes apart, one row after another,
-    /// front to back: one sequential stream per thread is what the hardware prefetcher follows best.
-    /// Interleaving four rows measured 10-30% slower on a 250k-row lm_head; storing
-    /// four rows' results at a time (against stalls when a y store and the next row's x loads meet modulo
-    /// 4 KB) was faster in isolation but slower in the model.
+    /// y[i * m + r] (+)= input row i (of n, prepared <paramref name="stride"/> floats apart) · weight row r, for
+    /// <paramref name="rows"/> consecutive weight rows <paramref name="rowBytes"/> apart, front to back: one sequential
+    /// stream per thread is what the hardware prefetcher follows best. Interleaving four weight rows measured 10-30%
+    /// slower on a 250k-row lm_head; storing four rows' results at a time (against stalls when a y store and the next
+    /// row's x loads meet modulo 4 KB) was faster in isolation but slower in the model. Several input rows take each
+    /// weight row 4 at a time (<see cref="IRowDot.Dots"/>).
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    static void Gemv<T>(T kernel, byte* w, long stride, float* y, int rows, bool accumulate) where T : struct, IRowDot
+    static void Rows<T>(T kernel, float* x, int stride, int n, byte* row, long rowBytes, float* y, int m, int rows, bool accumulate) where T : struct, IRowDot
     {
-        for (int r = 0; r < rows; r++, w += stride)
+        if (n == 1)
         {
-            float d = kernel.Dot(w);
-            y[r] = accumulate ? y[r] + d : d;
+            for (int r = 0; r < rows; r++, row += rowBytes) Put(y + r, kernel.Dot(row, x), accumulate);
+            return;
+        }
+        for (int r = 0; r < rows; r++, row += rowBytes)
+        {
+            int i = 0;
+            for (; i + 4 <= n; i += 4) kernel.Dots(row, x + (long)i * stride, stride, 4, y + r + (long)i * m, m, accumulate);
+            float* xi = x + (long)i * stride, yi = y + r + (long)i * m;
+            switch (n - i)
+            {
+                case 3: kernel.Dots(row, xi, stride, 3, yi, m, accumulate); break;
+                case 2: kernel.Dots(row, xi, stride, 2, yi, m, accumulate); break;
+                case 1: Put(yi, kernel.Dot(row, xi), accumulate); break;
+            }
         }
     }
 
@@ -575,25 +569,55 @@ public static unsafe class Kernels
     [MethodImpl(MethodImplOptions.AggressiveOptimization)] // timed from its first call: no tier-0 code
     internal static float DotRows(float* p, long rows, int k, float* x)
     {
-        var row = new F32Row(x, 0, p, k);
+        var row = new F32Row(0, p, k);
         float s = 0;
-        for (long r = 0; r < rows; r++) s += row.Dot((byte*)(p + r * k));
+        for (long r = 0; r < rows; r++) s += row.Dot((byte*)(p + r * k), x);
         return s;
+    }
+
+    /// <summary>
+    /// One input row's four accumulators in the single-row kernels' order (fp32: vectors 0-3 of each step of 64
+    /// elements; bf16: the even and the odd elements of each of two blocks), summed as (a0 + a1) + (a2 + a3).
+    /// </summary>
+    struct Acc4
+    {
+        public Vector512<float> A0, A1, A2, A3;
+
+        public Acc4(Vector512<float> a0) => A0 = a0;
+
+        /// <summary>A_j += x[16j..16j+16] * w_j.</summary>
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public void Add(float* x, Vector512<float> w0, Vector512<float> w1, Vector512<float> w2, Vector512<float> w3)
+        {
+            A0 = Vector512.FusedMultiplyAdd(Vector512.Load(x), w0, A0);
+            A1 = Vector512.FusedMultiplyAdd(Vector512.Load(x + 16), w1, A1);
+            A2 = Vector512.FusedMultiplyAdd(Vector512.Load(x + 32), w2, A2);
+            A3 = Vector512.FusedMultiplyAdd(Vector512.Load(x + 48), w3, A3);
+        }
+
+        /// <summary>y[i * ystride] (+)= the sum of c_i, for the first g.</summary>
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static void Store(Acc4 c0, Acc4 c1, Acc4 c2, Acc4 c3, int g, float* y, long ystride, bool accumulate)
+        {
+            Put(y, Sum((c0.A0 + c0.A1) + (c0.A2 + c0.A3)), accumulate);
+            Put(y + ystride, Sum((c1.A0 + c1.A1) + (c1.A2 + c1.A3)), accumulate);
+            if (g > 2) Put(y + 2 * ystride, Sum((c2.A0 + c2.A1) + (c2.A2 + c2.A3)), accumulate);
+            if (g > 3) Put(y + 3 * ystride, Sum((c3.A0 + c3.A1) + (c3.A2 + c3.A3)), accumulate);
+        }
     }
 
     /// <summary>fp32 rows; x from <see cref="PrepareRow"/>, at the rows' <see cref="Shift"/>.</summary>
     readonly struct F32Row : IRowDot
     {
-        readonly float* _x;
         readonly int _shift, _k, _full;
         readonly bool _aligned;
         readonly Vector512<float> _head, _end;
 
-        public F32Row(float* xp, int shift, float* w, int k)
+        public F32Row(int shift, float* w, int k)
         {
             // Aligned mode: a row is read as the vectors from its 64-byte boundary, w - shift, to the end of
             // its last vector; lanes outside the row are masked (they hold the neighbours' values, x is 0 there).
-            _x = xp; _shift = shift; _k = k; _full = (shift + k) / 16;
+            _shift = shift; _k = k; _full = (shift + k) / 16;
             _aligned = Vector512.IsHardwareAccelerated && ((nint)(w - shift) & 63) == 0 && k % 16 == 0 && _full >= 2; // every row aligned
             var lanes = Vector512.Create(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
             _head = Vector512.GreaterThanOrEqual(lanes, Vector512.Create(shift)).AsSingle();
@@ -601,9 +625,9 @@ public static unsafe class Kernels
         }
 
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        public float Dot(byte* row)
+        public float Dot(byte* row, float* xp)
         {
-            float* w = (float*)row, xp = _x;
+            float* w = (float*)row;
             int k = _k;
             if (_aligned)
             {
@@ -652,6 +676,56 @@ public static unsafe class Kernels
             for (; i < k; i++) d += x[i] * w[i];
             return d;
         }
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public void Dots(byte* row, float* xp, long stride, int g, float* y, long ystride, bool accumulate)
+        {
+            if (!_aligned)
+            {
+                DotsOneByOne(this, row, xp, stride, g, y, ystride, accumulate);
+                return;
+            }
+            float* wb = (float*)row - _shift, x0 = xp, x1 = xp + stride, x2 = x1 + stride, x3 = x2 + stride;
+            int full = _full;
+            Ahead((byte*)wb, 1);
+            var h = Vector512.Load(wb) & _head;
+            Acc4 c0 = new(Vector512.Load(x0) * h), c1 = new(Vector512.Load(x1) * h), c2 = default, c3 = default;
+            if (g > 2) c2 = new(Vector512.Load(x2) * h);
+            if (g > 3) c3 = new(Vector512.Load(x3) * h);
+            int v = 1;
+            for (; v + 4 <= full; v += 4)
+            {
+                Ahead((byte*)(wb + 16 * v), 4);
+                long o = 16 * v;
+                var w0 = Vector512.Load(wb + o); var w1 = Vector512.Load(wb + o + 16);
+                var w2 = Vector512.Load(wb + o + 32); var w3 = Vector512.Load(wb + o + 48);
+                c0.Add(x0 + o, w0, w1, w2, w3);
+                c1.Add(x1 + o, w0, w1, w2, w3);
+                if (g > 2) c2.Add(x2 + o, w0, w1, w2, w3);
+                if (g > 3) c3.Add(x3 + o, w0, w1, w2, w3);
+            }
+            for (; v < full; v++)
+            {
+                Ahead((byte*)(wb + 16 * v), 1);
+                long o = 16 * v;
+                var w1 = Vector512.Load(wb + o);
+                c0.A1 = Vector512.FusedMultiplyAdd(Vector512.Load(x0 + o), w1, c0.A1);
+                c1.A1 = Vector512.FusedMultiplyAdd(Vector512.Load(x1 + o), w1, c1.A1);
+                if (g > 2) c2.A1 = Vector512.FusedMultiplyAdd(Vector512.Load(x2 + o), w1, c2.A1);
+                if (g > 3) c3.A1 = Vector512.FusedMultiplyAdd(Vector512.Load(x3 + o), w1, c3.A1);
+            }
+            if ((_shift + _k) % 16 > 0)
+            {
+                Ahead((byte*)(wb + 16 * full), 1);
+                long o = 16 * full;
+                var w2 = Vector512.Load(wb + o) & _end;
+                c0.A2 = Vector512.FusedMultiplyAdd(Vector512.Load(x0 + o), w2, c0.A2);
+                c1.A2 = Vector512.FusedMultiplyAdd(Vector512.Load(x1 + o), w2, c1.A2);
+                if (g > 2) c2.A2 = Vector512.FusedMultiplyAdd(Vector512.Load(x2 + o), w2, c2.A2);
+                if (g > 3) c3.A2 = Vector512.FusedMultiplyAdd(Vector512.Load(x3 + o), w2, c3.A2);
+            }
+            Acc4.Store(c0, c1, c2, c3, g, y, ystride, accumulate);
+        }
     }
 
     /// <summary>
@@ -665,15 +739,14 @@ public static unsafe class Kernels
     /// </summary>
     readonly struct Bf16Row : IRowDot
     {
-        readonly float* _x;
         readonly byte* _first, _lastRow;
         readonly int _shift, _k, _last, _pairs;
         readonly Vector512<uint> _head, _end;
 
-        public Bf16Row(float* xp, int shift, Weight w)
+        public Bf16Row(int shift, Weight w)
         {
             int k = w.Cols;
-            _x = xp; _shift = shift; _k = k;
+            _shift = shift; _k = k;
             _first = (byte*)w.Data; _lastRow = _first + (w.Rows - 1) * w.RowBytes;
             _last = SplitBlocks(k, shift) - 1;
             _pairs = shift == 0 && k % 32 != 0 ? 0 : (_last + 2) / 2; // rows of whole blocks only
@@ -682,10 +755,6 @@ public static unsafe class Kernels
             _end = (shift == 0 ? Vector512<ushort>.AllBitsSet : Vector512.LessThan(lanes, Vector512.Create((ushort)(shift + k - 32 * _last)))).AsUInt32();
         }
 
-        [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        public float Dot(byte* row) => Dot(row, _x);
-
-        /// <summary>The row's dot product with another input row prepared alike.</summary>
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
         public float Dot(byte* row, float* xp)
         {
@@ -737,28 +806,17 @@ public static unsafe class Kernels
             return d;
         }
 
-        /// <summary>
-        /// y[i * ystride] (+)= the row's dot product with each of <paramref name="g"/> (2 to 4, a constant at the call
-        /// site, so the unused rows' code folds away) input rows, prepared alike <paramref name="stride"/> floats apart:
-        /// each block of weights is widened once for all of them, and each sum runs in <see cref="Dot(byte*, float*)"/>'s
-        /// order, so every input row gets exactly what it gets alone.
-        /// </summary>
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        public void DotRows(byte* row, float* xp, long stride, int g, float* y, long ystride, bool accumulate)
+        public void Dots(byte* row, float* xp, long stride, int g, float* y, long ystride, bool accumulate)
         {
             if (_pairs == 0 || row == _first || row == _lastRow || !SplitsX(_k))
             {
-                for (int i = 0; i < g; i++)
-                {
-                    float d = Dot(row, xp + i * stride);
-                    y[i * ystride] = accumulate ? y[i * ystride] + d : d;
-                }
+                DotsOneByOne(this, row, xp, stride, g, y, ystride, accumulate);
                 return;
             }
             uint* wb = (uint*)((ushort*)row - _shift), end = wb + 32 * _pairs;
             float* x0 = xp, x1 = xp + stride, x2 = xp + 2 * stride, x3 = xp + 3 * stride;
-            Vector512<float> a00 = default, a01 = default, a02 = default, a03 = default, a10 = default, a11 = default, a12 = default, a13 = default;
-            Vector512<float> a20 = default, a21 = default, a22 = default, a23 = default, a30 = default, a31 = default, a32 = default, a33 = default;
+            Acc4 c0 = default, c1 = default, c2 = default, c3 = default;
             for (long o = 0; wb < end; wb += 32, o += 64)
             {
                 Ahead((byte*)wb, 2);
@@ -766,29 +824,13 @@ public static unsafe class Kernels
                 var e0 = Bf16Even(v); var d0 = Bf16Odd(v);
                 v = Vector512.Load(wb + 16);
                 var e1 = Bf16Even(v); var d1 = Bf16Odd(v);
-                a00 = Vector512.FusedMultiplyAdd(Vector512.Load(x0 + o), e0, a00); a01 = Vector512.FusedMultiplyAdd(Vector512.Load(x0 + o + 16), d0, a01);
-                a02 = Vector512.FusedMultiplyAdd(Vector512.Load(x0 + o + 32), e1, a02); a03 = Vector512.FusedMultiplyAdd(Vector512.Load(x0 + o + 48), d1, a03);
-                a10 = Vector512.FusedMultiplyAdd(Vector512.Load(x1 + o), e0, a10); a11 = Vector512.FusedMultiplyAdd(Vector512.Load(x1 + o + 16), d0, a11);
-                a12 = Vector512.FusedMultiplyAdd(Vector512.Load(x1 + o + 32), e1, a12); a13 = Vector512.FusedMultiplyAdd(Vector512.Load(x1 + o + 48), d1, a13);
-                if (g > 2)
-                {
-                    a20 = Vector512.FusedMultiplyAdd(Vector512.Load(x2 + o), e0, a20); a21 = Vector512.FusedMultiplyAdd(Vector512.Load(x2 + o + 16), d0, a21);
-                    a22 = Vector512.FusedMultiplyAdd(Vector512.Load(x2 + o + 32), e1, a22); a23 = Vector512.FusedMultiplyAdd(Vector512.Load(x2 + o + 48), d1, a23);
-                }
-                if (g > 3)
-                {
-                    a30 = Vector512.FusedMultiplyAdd(Vector512.Load(x3 + o), e0, a30); a31 = Vector512.FusedMultiplyAdd(Vector512.Load(x3 + o + 16), d0, a31);
-                    a32 = Vector512.FusedMultiplyAdd(Vector512.Load(x3 + o + 32), e1, a32); a33 = Vector512.FusedMultiplyAdd(Vector512.Load(x3 + o + 48), d1, a33);
-                }
+                c0.Add(x0 + o, e0, d0, e1, d1);
+                c1.Add(x1 + o, e0, d0, e1, d1);
+                if (g > 2) c2.Add(x2 + o, e0, d0, e1, d1);
+                if (g > 3) c3.Add(x3 + o, e0, d0, e1, d1);
             }
-            Put(y, Sum((a00 + a01) + (a02 + a03)), accumulate);
-            Put(y + ystride, Sum((a10 + a11) + (a12 + a13)), accumulate);
-            if (g > 2) Put(y + 2 * ystride, Sum((a20 + a21) + (a22 + a23)), accumulate);
-            if (g > 3) Put(y + 3 * ystride, Sum((a30 + a31) + (a32 + a33)), accumulate);
+            Acc4.Store(c0, c1, c2, c3, g, y, ystride, accumulate);
         }
-
-        [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        static void Put(float* y, float d, bool accumulate) => *y = accumulate ? *y + d : d;
     }
 
     /// <summary>
@@ -799,20 +841,14 @@ public static unsafe class Kernels
     /// </summary>
     readonly struct Q8Row : IRowDot
     {
-        readonly short* _x;
-        readonly float _scale;
         readonly int _groups;
 
-        public Q8Row(float* xq, int k)
-        {
-            _scale = xq[0]; _x = (short*)(xq + 16);
-            _groups = k / Weight.GroupSize;
-        }
+        public Q8Row(int k) => _groups = k / Weight.GroupSize;
 
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        public float Dot(byte* row)
+        public float Dot(byte* row, float* xq)
         {
-            short* x = _x;
+            short* x = (short*)(xq + 16);
             float d = 0;
             Vector512<float> a0 = default, a1 = default;
             Vector256<float> acc = default;
@@ -850,7 +886,56 @@ public static unsafe class Kernels
             }
             if (Avx512BW.IsSupported) d += Sum(a0 + a1);
             else if (Avx2.IsSupported) d += Vector256.Sum(acc);
-            return d * _scale;
+            return d * xq[0];
+        }
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public void Dots(byte* row, float* xq, long stride, int g, float* y, long ystride, bool accumulate)
+        {
+            if (!Avx512BW.IsSupported || _groups % 2 != 0) // an odd group count leaves a scalar group per row
+            {
+                DotsOneByOne(this, row, xq, stride, g, y, ystride, accumulate);
+                return;
+            }
+            short* x0 = (short*)(xq + 16), x1 = (short*)(xq + stride + 16), x2 = (short*)(xq + 2 * stride + 16), x3 = (short*)(xq + 3 * stride + 16);
+            Vector512<float> a00 = default, a01 = default, a10 = default, a11 = default, a20 = default, a21 = default, a30 = default, a31 = default;
+            for (int g0 = 0; g0 < _groups; g0 += Weight.BlockGroups, row += Weight.BlockBytes)
+            {
+                float* scales = (float*)row;
+                Sse.Prefetch0(row + Int8Ahead);
+                sbyte* q = (sbyte*)(row + 64);
+                int n = Math.Min(Weight.BlockGroups, _groups - g0);
+                for (int j = 0; j < n; j += 2, q += 64)
+                {
+                    Sse.Prefetch0(q + Int8Ahead);
+                    long o = (long)(g0 + j) * Weight.GroupSize;
+                    var q0 = Avx512BW.ConvertToVector512Int16(Vector256.Load(q));
+                    var q1 = Avx512BW.ConvertToVector512Int16(Vector256.Load(q + 32));
+                    var s0 = Vector512.Create(scales[j]);
+                    var s1 = Vector512.Create(scales[j + 1]);
+                    a00 = Vector512.FusedMultiplyAdd(Avx512F.ConvertToVector512Single(Avx512BW.MultiplyAddAdjacent(q0, Vector512.Load(x0 + o))), s0, a00);
+                    a01 = Vector512.FusedMultiplyAdd(Avx512F.ConvertToVector512Single(Avx512BW.MultiplyAddAdjacent(q1, Vector512.Load(x0 + o + 32))), s1, a01);
+                    a10 = Vector512.FusedMultiplyAdd(Avx512F.ConvertToVector512Single(Avx512BW.MultiplyAddAdjacent(q0, Vector512.Load(x1 + o))), s0, a10);
+                    a11 = Vector512.FusedMultiplyAdd(Avx512F.ConvertToVector512Single(Avx512BW.MultiplyAddAdjacent(q1, Vector512.Load(x1 + o + 32))), s1, a11);
+                    if (g > 2)
+                    {
+                        a20 = Vector512.FusedMultiplyAdd(Avx512F.ConvertToVector512Single(Avx512BW.MultiplyAddAdjacent(q0, Vector512.Load(x2 + o))), s0, a20);
+                        a21 = Vector512.FusedMultiplyAdd(Avx512F.ConvertToVector512Single(Avx512BW.MultiplyAddAdjacent(q1, Vector512.Load(x2 + o + 32))), s1, a21);
+                    }
+                    if (g > 3)
+                    {
+                        a30 = Vector512.FusedMultiplyAdd(Avx512F.ConvertToVector512Single(Avx512BW.MultiplyAddAdjacent(q0, Vector512.Load(x3 + o))), s0, a30);
+                        a31 = Vector512.FusedMultiplyAdd(Avx512F.ConvertToVector512Single(Avx512BW.MultiplyAddAdjacent(q1, Vector512.Load(x3 + o + 32))), s1, a31);
+                    }
+                }
+            }
+            // As Dot: d = 0, d += the vector sum, times the row's scale.
+            float d0 = 0, d1 = 0, d2 = 0, d3 = 0;
+            d0 += Sum(a00 + a01); d1 += Sum(a10 + a11);
+            Put(y, d0 * xq[0], accumulate);
+            Put(y + ystride, d1 * xq[stride], accumulate);
+            if (g > 2) { d2 += Sum(a20 + a21); Put(y + 2 * ystride, d2 * xq[2 * stride], accumulate); }
+            if (g > 3) { d3 += Sum(a30 + a31); Put(y + 3 * ystride, d3 * xq[3 * stride], accumulate); }
         }
     }
 

@@ -44,10 +44,13 @@ public unsafe class KernelTests
     }
 
     /// <summary>
-    /// A few rows against int8 or bf16 weights (a decoding batch, beams) get, each, exactly what the row gets alone,
-    /// bf16 weights used in place from any 2-byte offset too (offset in bytes past a 64-byte boundary).
+    /// A few rows (a decoding batch, beams) get, each, exactly what the row gets alone, in every format, weights
+    /// used in place from an offset too (in bytes past a 64-byte boundary; rows not whole vectors go one by one).
     /// </summary>
     [Theory]
+    [InlineData(WeightType.F32, 2, 512, 300), InlineData(WeightType.F32, 7, 96, 37, 8), InlineData(WeightType.F32, 15, 1024, 40)]
+    [InlineData(WeightType.F32, 4, 100, 33), InlineData(WeightType.F32, 6, 48, 21, 40), InlineData(WeightType.F32, 3, 2816, 9)]
+    [InlineData(WeightType.I8, 7, 2816, 9), InlineData(WeightType.I8, 4, 32, 50), InlineData(WeightType.I8, 6, 1056, 11)]
     [InlineData(WeightType.I8, 2, 512, 300), InlineData(WeightType.I8, 5, 96, 70), InlineData(WeightType.I8, 15, 1024, 40)]
     [InlineData(WeightType.BF16, 2, 512, 300), InlineData(WeightType.BF16, 5, 96, 70), InlineData(WeightType.BF16, 15, 1024, 40)]
     [InlineData(WeightType.BF16, 8, 64, 9), InlineData(WeightType.BF16, 4, 100, 33), InlineData(WeightType.BF16, 7, 96, 37, 34)]
