@@ -81,7 +81,7 @@ public static unsafe class Kernels
     /// in every format. Each weight row is read, and widened, once per 4 input rows, and each input row's sums run in
     /// the single-row order, so a row decodes to the same logits alone or in a batch. A 250k x 512 lm_head on 2
     /// threads, ms for 1, 2, 4 and 8 rows, in one minute of the host: fp32 12.9, 11.4, 12.3, 13.8 (19.9 for 8 rows in
-    /// the 4x4 tiles this replaced); bf16 5.8, 5.8, 6.8, 9.7 (13.2-14.1 for 8 in the tiles); int8 3.1, 3.0, 3.5, 6.8
+    /// the 4x4 register tiles this replaced); bf16 5.8, 5.8, 6.8, 9.7 (13.2-14.1 for 8 in the tiles); int8 3.1, 3.0, 3.5, 6.8
     /// (12.9 for 8 with the single-row kernel run once per input row). 16 rows or more are compute bound: the GEMM.
     /// </summary>
     static bool RowByRow(int n) => n < GemmMinRows;
@@ -295,8 +295,8 @@ public static unsafe class Kernels
     /// <summary>
     /// Output columns [r0, r1) for all n input rows. Up to 15 input rows (decoding, a batch, beams) stream each
     /// weight row once, widening bf16/int8 in registers (see <see cref="RowByRow"/>). More rows (encoder, prompt)
-    /// are compute bound: see <see cref="GemmTiles"/>; without Vector512 they run 4x4 register tiles of dot products
-    /// (bf16/int8 widened 4 weight rows at a time).
+    /// are compute bound: see <see cref="GemmTiles"/>; without Vector512 each input row takes 4 weight rows at a
+    /// time (<see cref="Dot4"/>; bf16/int8 widened 4 weight rows at a time).
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     static void MatMulRows(float* x, float* xp, int shift, int n, Weight w, float* y, int r0, int r1, bool accumulate)
@@ -330,10 +330,7 @@ public static unsafe class Kernels
                 for (byte* p = w.Row(r) + ahead, end = p + block; p < end; p += 64) Sse.PrefetchNonTemporal(p);
             float* rows = (float*)w.Data + (long)r * k;
             if (w.Type != WeightType.F32) { Widen(w, r, nr, s); rows = s; }
-            int i = 0;
-            if (nr == 4)
-                for (; i + 4 <= n; i += 4) Tile4x4(x + (long)i * k, k, rows, y + (long)i * m + r, m, accumulate);
-            for (; i < n; i++)
+            for (int i = 0; i < n; i++)
             {
                 float* xi = x + (long)i * k;
                 float* yi = y + (long)i * m + r;
@@ -430,43 +427,6 @@ public static unsafe class Kernels
     {
         if (accumulate) { y[0] += d0; y[1] += d1; y[2] += d2; y[3] += d3; }
         else { y[0] = d0; y[1] = d1; y[2] = d2; y[3] = d3; }
-    }
-
-    /// <summary>
-    /// y[4, 4] (+)= x[4 rows, k] · w[4 rows, k]ᵀ with sixteen independent accumulators, enough to hide
-    /// the FMA latency; x and w rows are each loaded once per step for four FMAs.
-    /// </summary>
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    static void Tile4x4(float* x, int k, float* w, float* y, int ldy, bool accumulate)
-    {
-        if (!Vector512.IsHardwareAccelerated || k % 16 != 0)
-        {
-            for (int i = 0; i < 4; i++)
-            {
-                Dot4(x + (long)i * k, w, k, out var d0, out var d1, out var d2, out var d3);
-                Store4(y + (long)i * ldy, d0, d1, d2, d3, accumulate);
-            }
-            return;
-        }
-        float* x1 = x + k, x2 = x1 + k, x3 = x2 + k, w1 = w + k, w2 = w1 + k, w3 = w2 + k;
-        Vector512<float> a00 = default, a01 = default, a02 = default, a03 = default, a10 = default, a11 = default, a12 = default, a13 = default,
-            a20 = default, a21 = default, a22 = default, a23 = default, a30 = default, a31 = default, a32 = default, a33 = default;
-        for (int i = 0; i < k; i += 16)
-        {
-            var b0 = Vector512.Load(w + i); var b1 = Vector512.Load(w1 + i); var b2 = Vector512.Load(w2 + i); var b3 = Vector512.Load(w3 + i);
-            var v = Vector512.Load(x + i);
-            a00 = Vector512.FusedMultiplyAdd(v, b0, a00); a01 = Vector512.FusedMultiplyAdd(v, b1, a01); a02 = Vector512.FusedMultiplyAdd(v, b2, a02); a03 = Vector512.FusedMultiplyAdd(v, b3, a03);
-            v = Vector512.Load(x1 + i);
-            a10 = Vector512.FusedMultiplyAdd(v, b0, a10); a11 = Vector512.FusedMultiplyAdd(v, b1, a11); a12 = Vector512.FusedMultiplyAdd(v, b2, a12); a13 = Vector512.FusedMultiplyAdd(v, b3, a13);
-            v = Vector512.Load(x2 + i);
-            a20 = Vector512.FusedMultiplyAdd(v, b0, a20); a21 = Vector512.FusedMultiplyAdd(v, b1, a21); a22 = Vector512.FusedMultiplyAdd(v, b2, a22); a23 = Vector512.FusedMultiplyAdd(v, b3, a23);
-            v = Vector512.Load(x3 + i);
-            a30 = Vector512.FusedMultiplyAdd(v, b0, a30); a31 = Vector512.FusedMultiplyAdd(v, b1, a31); a32 = Vector512.FusedMultiplyAdd(v, b2, a32); a33 = Vector512.FusedMultiplyAdd(v, b3, a33);
-        }
-        Store4(y, Vector512.Sum(a00), Vector512.Sum(a01), Vector512.Sum(a02), Vector512.Sum(a03), accumulate);
-        Store4(y + ldy, Vector512.Sum(a10), Vector512.Sum(a11), Vector512.Sum(a12), Vector512.Sum(a13), accumulate);
-        Store4(y + 2 * ldy, Vector512.Sum(a20), Vector512.Sum(a21), Vector512.Sum(a22), Vector512.Sum(a23), accumulate);
-        Store4(y + 3 * ldy, Vector512.Sum(a30), Vector512.Sum(a31), Vector512.Sum(a32), Vector512.Sum(a33), accumulate);
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
@@ -970,26 +930,16 @@ public static unsafe class Kernels
     public static float Dot(float* a, float* b, int k) =>
         TensorPrimitives.Dot(new ReadOnlySpan<float>(a, k), new ReadOnlySpan<float>(b, k));
 
-    /// <summary>Four dot products of x with four consecutive rows (x is loaded once for all four).</summary>
+    /// <summary>
+    /// Four dot products of x with four consecutive rows (x is loaded once for all four): 16 input rows or more
+    /// without Vector512 (see <see cref="MatMulRows"/>).
+    /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     static void Dot4(float* x, float* w, int k, out float d0, out float d1, out float d2, out float d3)
     {
         int i = 0;
         float* w1 = w + k, w2 = w1 + k, w3 = w2 + k;
-        if (Vector512.IsHardwareAccelerated && k >= 16)
-        {
-            Vector512<float> a0 = default, a1 = default, a2 = default, a3 = default;
-            for (; i + 16 <= k; i += 16)
-            {
-                var xv = Vector512.Load(x + i);
-                a0 = Vector512.FusedMultiplyAdd(xv, Vector512.Load(w + i), a0);
-                a1 = Vector512.FusedMultiplyAdd(xv, Vector512.Load(w1 + i), a1);
-                a2 = Vector512.FusedMultiplyAdd(xv, Vector512.Load(w2 + i), a2);
-                a3 = Vector512.FusedMultiplyAdd(xv, Vector512.Load(w3 + i), a3);
-            }
-            d0 = Vector512.Sum(a0); d1 = Vector512.Sum(a1); d2 = Vector512.Sum(a2); d3 = Vector512.Sum(a3);
-        }
-        else if (Vector256.IsHardwareAccelerated && k >= 8)
+        if (Vector256.IsHardwareAccelerated && k >= 8)
         {
             Vector256<float> a0 = default, a1 = default, a2 = default, a3 = default;
             for (; i + 8 <= k; i += 8)
