@@ -5,8 +5,9 @@ using Xmtf.Tensors;
 namespace Xmtf.Benchmarks;
 
 /// <summary>
-/// <see cref="Kernels.MatMul"/> at the mT0 shapes: one row is a decode step's GEMV (bandwidth bound), 64 rows
-/// the encoder's GEMM on a 64-token prompt (FMA bound). Shapes are [out, in] as the checkpoints store them.
+/// <see cref="Kernels.MatMul"/> at the mT0 shapes: one row is a decode step's GEMV (bandwidth bound), 8 rows a
+/// decoding batch's (each weight row widened once per 4 input rows), 64 rows the encoder's GEMM on a 64-token
+/// prompt (FMA bound). Shapes are [out, in] as the checkpoints store them.
 /// </summary>
 public unsafe class MatMulBenchmarks
 {
@@ -17,7 +18,7 @@ public unsafe class MatMulBenchmarks
     [Params(WeightType.F32, WeightType.BF16, WeightType.I8)]
     public WeightType Type { get; set; }
 
-    [Params(1, 64)]
+    [Params(1, 8, 64)]
     public int Rows { get; set; }
 
     Weight _w = null!;
