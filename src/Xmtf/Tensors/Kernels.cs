@@ -80,9 +80,11 @@ public static unsafe class Kernels
     /// (<see cref="PrepareRow"/>): one row (decoding) and the few rows (under 16) of a decoding batch or of beam search,
     /// in every format. Each weight row is read, and widened, once per 4 input rows, and each input row's sums run in
     /// the single-row order, so a row decodes to the same logits alone or in a batch. A 250k x 512 lm_head on 2
-    /// threads, ms for 1, 2, 4 and 8 rows, in one minute of the host: fp32 12.9, 11.4, 12.3, 13.8 (19.9 for 8 rows in
-    /// the 4x4 register tiles this replaced); bf16 5.8, 5.8, 6.8, 9.7 (13.2-14.1 for 8 in the tiles); int8 3.1, 3.0, 3.5, 6.8
-    /// (12.9 for 8 with the single-row kernel run once per input row). 16 rows or more are compute bound: the GEMM.
+    /// threads, ms for 2, 4 and 8 rows, this way / the code it replaced (4x4 register tiles for fp32 and bf16, the
+    /// single-row kernel once per input row for int8), alternated in the same minutes: fp32 9.0-9.4 / 12.2, 8.7-9.0 /
+    /// 14.1, 12.8-13.4 / 23.5-24.9; bf16 5.2-5.4 / 9.1-12.4, 6.1-6.3 / 12.4-16.2, 11.7-12.2 / 19.6-20.8; int8 3.5 / 5.0,
+    /// 5.1-5.2 / 9.2-9.5, 9.7-10.5 / 18.1-18.9 (one row: fp32 about 9, bf16 4.8-5.0, int8 2.5-2.7). 16 rows or more
+    /// are compute bound: the GEMM.
     /// </summary>
     static bool RowByRow(int n) => n < GemmMinRows;
 
