@@ -339,14 +339,10 @@ public static unsafe class Kernels
                 if (nr == 4)
                 {
                     Dot4(xi, rows, k, out var d0, out var d1, out var d2, out var d3);
-                    Store4(yi, d0, d1, d2, d3, accumulate);
+                    Put(yi, d0, accumulate); Put(yi + 1, d1, accumulate); Put(yi + 2, d2, accumulate); Put(yi + 3, d3, accumulate);
                 }
                 else
-                    for (int j = 0; j < nr; j++)
-                    {
-                        float d = Dot(xi, rows + (long)j * k, k);
-                        yi[j] = accumulate ? yi[j] + d : d;
-                    }
+                    for (int j = 0; j < nr; j++) Put(yi + j, Dot(xi, rows + (long)j * k, k), accumulate);
             }
         }
     }
@@ -422,13 +418,6 @@ public static unsafe class Kernels
         c20.Store(tile + 64); c21.Store(tile + 80); c30.Store(tile + 96); c31.Store(tile + 112);
         c40.Store(tile + 128); c41.Store(tile + 144); c50.Store(tile + 160); c51.Store(tile + 176);
         c60.Store(tile + 192); c61.Store(tile + 208); c70.Store(tile + 224); c71.Store(tile + 240);
-    }
-
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    static void Store4(float* y, float d0, float d1, float d2, float d3, bool accumulate)
-    {
-        if (accumulate) { y[0] += d0; y[1] += d1; y[2] += d2; y[3] += d3; }
-        else { y[0] = d0; y[1] = d1; y[2] = d2; y[3] = d3; }
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
