@@ -975,9 +975,9 @@ public static unsafe class Kernels
     /// <summary>
     /// In-place GELU, tanh approximation: 0.5·x·(1 + tanh(c·x·(1 + 0.044715·x²))), c = sqrt(2/π)
     /// (<c>gelu_new</c> in T5; BLOOM writes c as 0.79788456), times <paramref name="gate"/> elementwise when
-    /// given (T5's gated-gelu: multiplied chunk by chunk while x is in L1, and on all threads, where a separate
-    /// pass ran on one core). Vectorized in cache-sized chunks, which a long prompt's activations spread over
-    /// the threads (the other core would otherwise wait).
+    /// given (T5's gated-gelu). Computed as x / (1 + exp(-2u)), the same function (0.5·(1 + tanh u) is the
+    /// logistic of 2u), in one pass of one exp and one division per element: the tanh form in TensorPrimitives
+    /// passes took 2.9 ms of mt0-large's 130 ms encoder. A long prompt's activations go to all the threads.
     /// </summary>
     public static void GeluTanh(Span<float> x, ReadOnlySpan<float> gate = default)
     {
@@ -985,32 +985,43 @@ public static unsafe class Kernels
         int chunks = (x.Length + GeluChunk - 1) / GeluChunk;
         int parts = x.Length >= 32 * GeluChunk ? Math.Min(chunks, Threads * 8) : 1;
         fixed (float* p = x, g = gate)
-            if (parts == 1) GeluChunks(p, g, x.Length, 0, chunks); // a decode step's: no closure, no allocation
+            if (parts == 1) Gelu(p, g, 0, x.Length); // a decode step's: no closure, no allocation
             else GeluParallel((nint)p, (nint)g, x.Length, chunks, parts);
     }
 
     const int GeluChunk = 512;
 
     static void GeluParallel(nint px, nint pg, int length, int chunks, int parts) =>
-        WorkerPool.For(parts, Threads, c => GeluChunks((float*)px, (float*)pg, length, (int)((long)chunks * c / parts), (int)((long)chunks * (c + 1) / parts)));
+        WorkerPool.For(parts, Threads, c => Gelu((float*)px, (float*)pg,
+            (int)Math.Min(length, (long)chunks * c / parts * GeluChunk), (int)Math.Min(length, (long)chunks * (c + 1) / parts * GeluChunk)));
 
-    static void GeluChunks(float* p, float* gate, int length, int from, int to)
+    /// <summary>Elements [from, to) of p (times the gate's, unless null).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    static void Gelu(float* p, float* gate, int from, int to)
     {
-        Span<float> t = stackalloc float[GeluChunk];
-        for (int k = from; k < to; k++)
+        // -2u = a·x + b·x³
+        const float a = -2 * 0.7978845608f, b = a * 0.044715f;
+        int i = from;
+        if (Vector512.IsHardwareAccelerated)
+            for (; i + 16 <= to; i += 16)
+            {
+                var x = Vector512.Load(p + i);
+                var y = x / (Vector512<float>.One + Vector512.Exp(x * Vector512.FusedMultiplyAdd(Vector512.Create(b), x * x, Vector512.Create(a))));
+                if (gate is not null) y *= Vector512.Load(gate + i);
+                y.Store(p + i);
+            }
+        if (Vector256.IsHardwareAccelerated)
+            for (; i + 8 <= to; i += 8)
+            {
+                var x = Vector256.Load(p + i);
+                var y = x / (Vector256<float>.One + Vector256.Exp(x * Vector256.FusedMultiplyAdd(Vector256.Create(b), x * x, Vector256.Create(a))));
+                if (gate is not null) y *= Vector256.Load(gate + i);
+                y.Store(p + i);
+            }
+        for (; i < to; i++)
         {
-            var xs = new Span<float>(p + k * GeluChunk, Math.Min(GeluChunk, length - k * GeluChunk));
-            var ts = t[..xs.Length];
-            TensorPrimitives.Multiply(xs, xs, ts);
-            TensorPrimitives.Multiply(ts, 0.044715f, ts);
-            TensorPrimitives.Add(ts, 1f, ts);
-            TensorPrimitives.Multiply(ts, xs, ts);
-            TensorPrimitives.Multiply(ts, 0.7978845608f, ts);
-            TensorPrimitives.Tanh(ts, ts);
-            TensorPrimitives.Add(ts, 1f, ts);
-            TensorPrimitives.Multiply(ts, 0.5f, ts);
-            TensorPrimitives.Multiply(xs, ts, xs);
-            if (gate is not null) TensorPrimitives.Multiply(xs, new ReadOnlySpan<float>(gate + k * GeluChunk, xs.Length), xs);
+            float x = p[i], y = x / (1 + MathF.Exp(x * MathF.FusedMultiplyAdd(b, x * x, a)));
+            p[i] = gate is null ? y : y * gate[i];
         }
     }
 
