@@ -1139,8 +1139,45 @@ public static unsafe class Kernels
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void Softmax(Span<float> x)
     {
-        TensorPrimitives.Subtract(x, TensorPrimitives.Max(x), x);
-        TensorPrimitives.Exp(x, x); // vectorized; exp(-inf) = 0 keeps masked keys out
-        TensorPrimitives.Multiply(x, 1f / TensorPrimitives.Sum(x), x);
+        if (!Vector512.IsHardwareAccelerated || x.Length < 16)
+        {
+            TensorPrimitives.Subtract(x, TensorPrimitives.Max(x), x);
+            TensorPrimitives.Exp(x, x); // exp(-inf) = 0 keeps masked keys out
+            TensorPrimitives.Multiply(x, 1f / TensorPrimitives.Sum(x), x);
+            return;
+        }
+        // Three passes of our own (max, exp and sum, scale) where five TensorPrimitives calls spent more on their
+        // entry than on an attention row's 64 elements. The last vector overlaps the one before it, masked where
+        // the two share elements, so that no element goes through a different exp.
+        int n = x.Length, last = n - 16;
+        fixed (float* p = x)
+        {
+            var m = Vector512.Load(p + last);
+            for (int i = 0; i < last; i += 16) m = Vector512.Max(m, Vector512.Load(p + i));
+            var vmax = Vector512.Create(MaxOf(m));
+            var fresh = Vector512.GreaterThanOrEqual(Vector512.Create(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15), Vector512.Create(16 - n % 16 & 15)).AsSingle();
+            var tail = Vector512.Exp(Vector512.Load(p + last) - vmax);
+            var sum = Vector512<float>.Zero;
+            for (int i = 0; i < last; i += 16)
+            {
+                var e = Vector512.Exp(Vector512.Load(p + i) - vmax);
+                e.Store(p + i);
+                sum += e;
+            }
+            sum += tail & fresh;
+            tail.Store(p + last);
+            var inv = Vector512.Create(1f / Sum(sum));
+            for (int i = 0; i < last; i += 16) (Vector512.Load(p + i) * inv).Store(p + i);
+            // The overlapped elements were scaled by the loop already.
+            Vector512.ConditionalSelect(fresh, tail * inv, Vector512.Load(p + last)).Store(p + last);
+        }
+    }
+
+    /// <summary>The largest lane (NaN if any lane is NaN, as <see cref="TensorPrimitives.Max{T}(ReadOnlySpan{T})"/>).</summary>
+    static float MaxOf(Vector512<float> v)
+    {
+        var h = Vector256.Max(v.GetLower(), v.GetUpper());
+        var q = Vector128.Max(h.GetLower(), h.GetUpper());
+        return MathF.Max(MathF.Max(q[0], q[1]), MathF.Max(q[2], q[3]));
     }
 }

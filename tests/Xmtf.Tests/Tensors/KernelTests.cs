@@ -242,4 +242,25 @@ public unsafe class KernelTests
     [Fact]
     public void GeluTanhRejectsAGateOfAnotherLength() =>
         Assert.Throws<ArgumentException>(() => Kernels.GeluTanh(new float[8], new float[7]));
+
+    /// <summary>
+    /// Every length, whole vectors or not (the last vector overlaps the one before it and must count those elements
+    /// once), with masked keys (-inf) anywhere, against a softmax in doubles.
+    /// </summary>
+    [Theory]
+    [InlineData(1), InlineData(7), InlineData(16), InlineData(17), InlineData(31), InlineData(32), InlineData(64), InlineData(100)]
+    public void SoftmaxMatchesDoubles(int n)
+    {
+        var rnd = new Random(n);
+        var x = Enumerable.Range(0, n).Select(i => i % 5 == 3 ? float.NegativeInfinity : (float)(rnd.NextDouble() * 20 - 10)).ToArray();
+        if (n == 1) x[0] = 3;
+        var y = x.ToArray();
+        Kernels.Softmax(y);
+        double max = x.Max(), sum = x.Sum(v => Math.Exp(v - max));
+        for (int i = 0; i < n; i++)
+        {
+            double want = Math.Exp(x[i] - max) / sum;
+            Assert.True(Math.Abs(want - y[i]) <= 1e-6 * want + 1e-12, $"[{i}] of {n}: {y[i]}, want {want}");
+        }
+    }
 }
