@@ -77,3 +77,91 @@ public class NormBenchmarks
     [Benchmark]
     public void LayerNorm() => Kernels.LayerNorm(_x, _w, _b, 1e-5f, _y);
 }
+
+/// <summary>mT5's gated GELU over a 64-token prompt of mt0-large (64 x 2816) and over one decode row of mt0-small (1024).</summary>
+public class GeluBenchmarks
+{
+    float[] _x = [], _gate = [], _work = [];
+
+    [Params(1024, 64 * 2816)]
+    public int Length { get; set; }
+
+    [GlobalSetup]
+    public void Setup()
+    {
+        var rng = new Random(1);
+        _x = Enumerable.Range(0, Length).Select(_ => (float)(rng.NextDouble() * 8 - 4)).ToArray();
+        _gate = Enumerable.Range(0, Length).Select(_ => (float)rng.NextDouble() - 0.5f).ToArray();
+        _work = new float[Length];
+    }
+
+    [Benchmark]
+    public void GatedGelu()
+    {
+        _x.CopyTo(_work, 0); // in place: start from the same values every time
+        Kernels.GeluTanh(_work, _gate);
+    }
+}
+
+/// <summary>The softmax of one attention row: 64 keys (a 64-token prompt) and 400 (a long cache).</summary>
+public class SoftmaxBenchmarks
+{
+    float[] _scores = [], _row = [];
+
+    [Params(64, 400)]
+    public int Keys { get; set; }
+
+    [GlobalSetup]
+    public void Setup()
+    {
+        var rng = new Random(1);
+        _scores = Enumerable.Range(0, Keys).Select(_ => (float)(rng.NextDouble() * 10)).ToArray();
+        _row = new float[Keys];
+    }
+
+    [Benchmark]
+    public void Softmax()
+    {
+        _scores.CopyTo(_row, 0);
+        Kernels.Softmax(_row);
+    }
+}
+
+/// <summary>
+/// <see cref="Attention.Compute"/> at mt0-large's shape (16 heads of 64): 64 queries (an encoder layer's over a 64-token prompt)
+/// over 64 or 256 keys (transposed, four queries at a time, the relative-position bias added per query), and one decode step's
+/// self-attention over a cache of 64 or 256 positions (head-major, as <see cref="KvCache"/> keeps it).
+/// </summary>
+public class AttentionBenchmarks
+{
+    const int Heads = 16, HeadDim = 64, Width = Heads * HeadDim;
+    float[] _q = [], _k = [], _v = [], _ctx = [], _bias = [];
+    bool[] _mask = [];
+    KvLayout _layout;
+    Func<int, int, int> _count = (_, _) => 0;
+    ScoreBias? _addBias;
+
+    [Params(1, 64)]
+    public int Queries { get; set; }
+
+    [Params(64, 256)]
+    public int Keys { get; set; }
+
+    [GlobalSetup]
+    public void Setup()
+    {
+        var rng = new Random(1);
+        float[] Random(int n) => Enumerable.Range(0, n).Select(_ => (float)rng.NextDouble() - 0.5f).ToArray();
+        int keys = Keys;
+        (_q, _k, _v, _ctx) = (Random(Queries * Width), Random(keys * Width), Random(keys * Width), new float[Queries * Width]);
+        _mask = Enumerable.Repeat(true, keys).ToArray();
+        _bias = Random(Heads * (2 * keys - 1));
+        _count = (_, _) => keys;
+        // The encoder's rows are [position][head * 64]; a decode cache is [head][position][64].
+        _layout = Queries > 1 ? KvLayout.RowMajor(r => r * keys, Heads, HeadDim) : KvLayout.HeadMajor(r => r, Heads, keys, HeadDim);
+        _addBias = (_, h, i, scores) => System.Numerics.Tensors.TensorPrimitives.Add(scores, _bias.AsSpan(h * (2 * keys - 1) + keys - 1 - i, scores.Length), scores);
+    }
+
+    [Benchmark]
+    public void Layer() => Attention.Compute(_q, Queries, 1, _k, _v, _layout, Heads, HeadDim, _count, _ => _mask, _addBias, 1f, _ctx);
+}
