@@ -243,6 +243,35 @@ public unsafe class KernelTests
     public void GeluTanhRejectsAGateOfAnotherLength() =>
         Assert.Throws<ArgumentException>(() => Kernels.GeluTanh(new float[8], new float[7]));
 
+    /// <summary>The norms of many rows, spread over the threads, are the norms of each row alone, bit for bit, in place too.</summary>
+    [Theory]
+    [InlineData(1, false), InlineData(15, false), InlineData(16, false), InlineData(64, false), InlineData(64, true)]
+    public void NormsOfRowsAreEachRowsNorm(int rows, bool inPlace)
+    {
+        const int d = 96;
+        var rnd = new Random(rows);
+        float[] Random(int n) => Enumerable.Range(0, n).Select(_ => (float)rnd.NextDouble() * 4 - 2).ToArray();
+        float[] x = Random(rows * d), w = Random(d), b = Random(d);
+        var wantRms = new float[rows * d];
+        var wantLn = new float[rows * d];
+        for (int i = 0; i < rows; i++)
+        {
+            Kernels.RmsNorm(x.AsSpan(i * d, d), w, 1e-6f, wantRms.AsSpan(i * d, d));
+            Kernels.LayerNorm(x.AsSpan(i * d, d), w, b, 1e-5f, wantLn.AsSpan(i * d, d));
+        }
+        Kernels.Threads = 2;
+        try
+        {
+            var rms = inPlace ? x.ToArray() : new float[rows * d];
+            Kernels.RmsNorm(inPlace ? rms : x, rows, w, 1e-6f, rms);
+            var ln = inPlace ? x.ToArray() : new float[rows * d];
+            Kernels.LayerNorm(inPlace ? ln : x, rows, w, b, 1e-5f, ln);
+            Assert.Equal(wantRms, rms);
+            Assert.Equal(wantLn, ln);
+        }
+        finally { Kernels.Threads = Environment.ProcessorCount; }
+    }
+
     /// <summary>
     /// Every length, whole vectors or not (the last vector overlaps the one before it and must count those elements
     /// once), with masked keys (-inf) anywhere, against a softmax in doubles.

@@ -229,7 +229,7 @@ public sealed unsafe class BloomModel : IGenerativeModel, IChoiceScorer
             for (int l = 0; l < m._blocks.Length; l++)
             {
                 var blk = m._blocks[l];
-                for (int i = 0; i < n; i++) Kernels.LayerNorm(h.AsSpan(i * hs, hs), blk.InputNormW, blk.InputNormB, c.Eps, _norm.AsSpan(i * hs, hs));
+                Kernels.LayerNorm(h, n, blk.InputNormW, blk.InputNormB, c.Eps, _norm);
                 // The residual is the normed input in the post-LN variant.
                 if (c.ResidualPostLayerNorm) Array.Copy(_norm, h, n * hs);
                 m.Project(_norm, n, blk.Qkv, blk.QkvBias, _qkv);
@@ -242,7 +242,7 @@ public sealed unsafe class BloomModel : IGenerativeModel, IChoiceScorer
                 Attention.Compute(_q, T, Rows, _cache.K(l), _cache.V(l), _cache.Layout, H, hd, _keyCount, _keyMask, _alibi, scale, _ctx);
                 m.Project(_ctx, n, blk.Dense, blk.DenseBias, h, accumulate: true);
 
-                for (int i = 0; i < n; i++) Kernels.LayerNorm(h.AsSpan(i * hs, hs), blk.PostNormW, blk.PostNormB, c.Eps, _norm.AsSpan(i * hs, hs));
+                Kernels.LayerNorm(h, n, blk.PostNormW, blk.PostNormB, c.Eps, _norm);
                 if (c.ResidualPostLayerNorm) Array.Copy(_norm, h, n * hs);
                 m.Project(_norm, n, blk.Up, blk.UpBias, _up);
                 Kernels.GeluTanh(_up.AsSpan(0, n * 4 * hs));

@@ -192,8 +192,8 @@ public sealed unsafe class MT5Model : IGenerativeModel, IChoiceScorer
     /// <summary>h += FFN(RMSNorm(h)) for n rows.</summary>
     void FeedForward(Block b, float[] h, int n, Scratch s)
     {
-        int d = Config.DModel, ff = Config.DFf;
-        for (int i = 0; i < n; i++) Kernels.RmsNorm(h.AsSpan(i * d, d), b.FfNorm, Config.Eps, s.Norm.AsSpan(i * d, d));
+        int ff = Config.DFf;
+        Kernels.RmsNorm(h, n, b.FfNorm, Config.Eps, s.Norm);
         fixed (float* pn = s.Norm, pa = s.Ff0, pg = s.Ff1, ph = h)
         {
             if (b.Wi1 is null) Kernels.MatMul(pn, n, b.Wi0, pa);
@@ -264,14 +264,14 @@ public sealed unsafe class MT5Model : IGenerativeModel, IChoiceScorer
         }
         foreach (var blk in _encoder)
         {
-            for (int i = 0; i < n; i++) Kernels.RmsNorm(h.AsSpan(i * d, d), blk.SelfNorm, Config.Eps, s.Norm.AsSpan(i * d, d));
+            Kernels.RmsNorm(h, n, blk.SelfNorm, Config.Eps, s.Norm);
             ProjectQkv(blk.Self, n, s);
             Attention.Compute(s.Q, L, B, s.K, s.V, KvLayout.RowMajor(r => r * L, H, Config.DKv), H, Config.DKv, (_, _) => L, r => m[r], (_, hd, i, scores) =>
                 TensorPrimitives.Add(scores, bias.AsSpan(hd * (2 * L - 1) + L - 1 - i, scores.Length), scores), 1f, s.Ctx);
             Project(s.Ctx, n, blk.Self.O, h, accumulate: true);
             FeedForward(blk, h, n, s);
         }
-        for (int i = 0; i < n; i++) Kernels.RmsNorm(h.AsSpan(i * d, d), _encFinalNorm, Config.Eps, h.AsSpan(i * d, d));
+        Kernels.RmsNorm(h, n, _encFinalNorm, Config.Eps, h);
         return h;
     }
 
@@ -363,13 +363,13 @@ public sealed unsafe class MT5Model : IGenerativeModel, IChoiceScorer
             for (int l = 0; l < m._decoder.Length; l++)
             {
                 var blk = m._decoder[l];
-                for (int i = 0; i < n; i++) Kernels.RmsNorm(h.AsSpan(i * d, d), blk.SelfNorm, c.Eps, _s.Norm.AsSpan(i * d, d));
+                Kernels.RmsNorm(h, n, blk.SelfNorm, c.Eps, _s.Norm);
                 ProjectQkv(blk.Self, n, _s);
                 for (int i = 0; i < n; i++) _self.Write(l, i / T, L0 + i % T, _s.K.AsSpan(i * inner), _s.V.AsSpan(i * inner), c.DKv);
                 Attention.Compute(_s.Q, T, Rows, _self.K(l), _self.V(l), _self.Layout, H, c.DKv, _selfCount, null, _selfBias, 1f, _s.Ctx);
                 m.Project(_s.Ctx, n, blk.Self.O, h, accumulate: true);
 
-                for (int i = 0; i < n; i++) Kernels.RmsNorm(h.AsSpan(i * d, d), blk.CrossNorm, c.Eps, _s.Norm.AsSpan(i * d, d));
+                Kernels.RmsNorm(h, n, blk.CrossNorm!, c.Eps, _s.Norm);
                 m.Project(_s.Norm, n, blk.Cross!.Q, _s.Q);
                 Attention.Compute(_s.Q, T, Rows, _cross.K(l), _cross.V(l), _crossLayout, H, c.DKv, _crossCount, _crossMask, null, 1f, _s.Ctx);
                 m.Project(_s.Ctx, n, blk.Cross.O, h, accumulate: true);
