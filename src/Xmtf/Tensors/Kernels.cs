@@ -1094,10 +1094,7 @@ public static unsafe class Kernels
             // finite values add up to one, which only sends the values to TensorPrimitives).
             finite = Vector512.FusedMultiplyAdd((a0 + a1) + (a2 + a3), Vector512<float>.Zero, finite);
         }
-        var mv = Vector512.MaxNative(Vector512.MaxNative(m0, m1), Vector512.MaxNative(m2, m3));
-        var h = Vector256.MaxNative(mv.GetLower(), mv.GetUpper());
-        var q = Vector128.MaxNative(h.GetLower(), h.GetUpper());
-        float max = MathF.Max(MathF.Max(q[0], q[1]), MathF.Max(q[2], q[3]));
+        float max = MaxOf(Vector512.MaxNative(Vector512.MaxNative(m0, m1), Vector512.MaxNative(m2, m3)));
         for (; i < n; i++)
         {
             if (!float.IsFinite(p[i])) return TensorPrimitives.IndexOfMax(new ReadOnlySpan<float>(p, n));
